@@ -1,0 +1,98 @@
+"""The executor interface: how Flotilla turns a launch into a command and output into events.
+
+Adding an agent kind means one new module with a class implementing `Executor`,
+decorated with `@register`, and listed in `registry.BUILTIN_MODULES`.
+Nothing else in Flotilla looks at the kind's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from flotilla.domain.events import AgentEvent
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Per-agent settings from config (`[agents.<kind>]`)."""
+
+    binary: str | None = None  # None: the executor's default binary name
+    model: str | None = None
+    extra_flags: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    permission_mode: str | None = None  # executor-specific; None: the executor's default
+    command: str | None = None  # shell executor: the command line run through `sh -c`
+    script: str | None = None  # scripted executor: path of the script file
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything an executor needs to build a command for one turn."""
+
+    prompt: str
+    worktree: Path
+    run_dir: Path  # the worker's folder; executors may put files here (e.g. codex -o)
+    settings: AgentSettings = AgentSettings()
+    model: str | None = None  # overrides settings.model
+    session_id: str | None = None  # pre-chosen id for a new session, or the one to resume
+    resume: bool = False  # continue `session_id` with `prompt` as the next turn
+
+    @property
+    def effective_model(self) -> str | None:
+        return self.model or self.settings.model
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to the daemon's environment
+    stdin: str | None = None  # text written to stdin, then closed; None: stdin is /dev/null
+    cwd: Path | None = None
+
+
+class OutputParser(Protocol):
+    """Stateful, line-by-line parser of one run's stdout. Pure: no I/O."""
+
+    def feed(self, line: str) -> list[AgentEvent]:
+        """Events for one output line (without its newline). Unparseable lines become TEXT."""
+        ...
+
+    def finish(self, exit_code: int, stderr_tail: str) -> list[AgentEvent]:
+        """Events known only at exit (e.g. an error seen only in stderr or the exit code)."""
+        ...
+
+
+class Executor(Protocol):
+    kind: ClassVar[str]
+    default_binary: ClassVar[str]
+    install_hint: ClassVar[str]  # e.g. "npm install -g @openai/codex"
+    supports_resume: ClassVar[bool]
+    new_session_id: ClassVar[bool]  # True: Flotilla picks the session id up front (uuid4)
+
+    def headless(self, spec: LaunchSpec) -> Command:
+        """Command for a headless turn (new session, or resume when spec.resume)."""
+        ...
+
+    def interactive(self, spec: LaunchSpec) -> Command:
+        """Command that runs the agent's own TUI with the prompt as an argument."""
+        ...
+
+    def parser(self) -> OutputParser: ...
+
+
+ExecutorFactory = Callable[[], Executor]
+_REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: make an executor available under its `kind`."""
+    kind: str = cls.kind  # type: ignore[attr-defined]
+    _REGISTRY[kind] = cls
+    return cls
+
+
+def registered() -> dict[str, type]:
+    return dict(_REGISTRY)
