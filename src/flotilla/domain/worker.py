@@ -47,6 +47,7 @@ class Worker:
     error: str | None = None
     result: dict[str, Any] | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # agent settings frozen at launch
+    out_offset: int = 0  # bytes of the raw output already read by the daemon's tailer
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -80,7 +80,10 @@ class Executor(Protocol):
         """Command that runs the agent's own TUI with the prompt as an argument."""
         ...
 
-    def parser(self) -> OutputParser: ...
+    def parser(self, spec: LaunchSpec | None = None) -> OutputParser:
+        """A fresh parser for one run. `spec` lets a parser fill in what the output omits
+        (e.g. the model name codex never prints, needed to price its usage)."""
+        ...
 
 
 ExecutorFactory = Callable[[], Executor]

@@ -1,0 +1,1 @@
+"""The `fleet` command: parsing and printing, nothing else."""

@@ -1,0 +1,1 @@
+"""`fleet demo`: an offline showcase with scripted agents on a sample project."""

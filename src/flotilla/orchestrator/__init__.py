@@ -1,0 +1,1 @@
+"""Admission, turns, retries and results: the orchestration of workers."""

@@ -1,0 +1,166 @@
+"""Creating a worker: validate everything first, then make its worktree; undo on failure.
+
+Nothing is left half-made: a launch that fails at any step removes the worktree,
+the branch and the store row it made, and says why.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flotilla.config.loader import LoadedConfig
+from flotilla.config.paths import runs_dir
+from flotilla.counters import count
+from flotilla.domain.errors import UsageError
+from flotilla.domain.names import validate_name
+from flotilla.domain.states import WorkerState
+from flotilla.domain.worker import Worker
+from flotilla.executors.pricing import find_price
+from flotilla.executors.registry import get_executor
+from flotilla.orchestrator.policy import RetryPolicy
+from flotilla.orchestrator.snapshot import RunSettings
+from flotilla.orchestrator.turns import save_env
+from flotilla.store.base import Store
+from flotilla.workspace.repo import is_valid_branch_name, resolve_ref
+from flotilla.workspace.setup import copy_credential_files, run_setup_commands
+from flotilla.workspace.worktrees import create_worktree, remove_worktree
+
+
+@dataclass
+class CreateRequest:
+    project: str  # the repository's main root
+    name: str
+    prompt: str
+    agent: str | None = None
+    model: str | None = None
+    base_ref: str | None = None
+    quick: bool = False
+    interactive: bool = False
+    batch: str | None = None
+    depth: int = 0
+    parent: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _require_binary(agent: str, binary: str | None, env: dict[str, str]) -> None:
+    executor = get_executor(agent)
+    name = binary or executor.default_binary
+    if name and shutil.which(name, path=env.get("PATH")) is None:
+        raise UsageError(
+            f"the {agent} agent CLI '{name}' is not installed or not on PATH: "
+            f"{executor.install_hint}"
+        )
+
+
+def plan_worker(request: CreateRequest, loaded: LoadedConfig, store: Store) -> Worker:
+    """Every check that needs no side effect, so bad input creates nothing."""
+    config = loaded.config
+    repo = Path(request.project)
+    name = validate_name(request.name)
+    branch = f"{config.project.branch_prefix}/{name}"
+    if not is_valid_branch_name(branch):
+        raise UsageError(f"worker name {name!r} does not make a valid branch name ({branch})")
+    if not request.prompt.strip():
+        raise UsageError("the prompt is empty: pass -p 'what to do' or --prompt-file FILE")
+    if not config.project.allows_repository(repo):
+        raise UsageError(
+            f"repository {repo} is not in project.allowed_repositories: add it to your user config"
+        )
+    agent = request.agent or config.project.default_agent
+    get_executor(agent)  # raises on an unknown kind
+    if request.depth > config.limits.max_spawn_depth:
+        raise UsageError(
+            f"spawn depth {request.depth} is past limits.max_spawn_depth "
+            f"({config.limits.max_spawn_depth}): this agent may not create more agents"
+        )
+    agent_settings = config.agent_settings(agent)
+    _require_binary(agent, agent_settings.binary, request.env)
+    base_commit = resolve_ref(repo, request.base_ref or config.project.base_ref)
+    if store.find_worker(str(repo), name) is not None:
+        raise UsageError(
+            f"a worker named {name!r} already exists in this project "
+            f"(pick another name or `fleet kill {name}` first)"
+        )
+    root = loaded.worktree_root or repo / ".flotilla-worktrees"
+    model = request.model or agent_settings.model
+    price = find_price(model, loaded.prices()) if model else None
+    limits = config.limits
+    settings = RunSettings(
+        agent=agent_settings,
+        timeout_s=limits.timeout_s,
+        stale_timeout_s=limits.stale_timeout_s,
+        max_restarts=limits.max_restarts,
+        retry=RetryPolicy(**config.retry.model_dump()),
+        test_command=config.project.test_command,
+        test_timeout_s=limits.test_timeout_s,
+        base_commit=base_commit,
+        price=price.to_dict() if price else None,
+    )
+    worker_id = uuid.uuid4().hex
+    return Worker(
+        id=worker_id,
+        name=name,
+        project=str(repo),
+        agent=agent,
+        prompt=request.prompt,
+        state=WorkerState.QUEUED,
+        batch=request.batch,
+        model=model,
+        base_ref=request.base_ref or config.project.base_ref,
+        branch=branch,
+        worktree="",  # set once the worktree is ready; the supervisor skips it until then
+        run_dir=str(runs_dir(request.env) / worker_id),
+        interactive=request.interactive,
+        quick=request.quick,
+        depth=request.depth,
+        parent=request.parent,
+        created_at=time.time(),
+        settings={**settings.to_dict(), "worktree_path": str(root / name)},
+    )
+
+
+def prepare_worker(
+    worker: Worker, request: CreateRequest, loaded: LoadedConfig, store: Store
+) -> Worker:
+    """Store the row, make the worktree, copy credentials, run setup. Undo all on failure."""
+    config = loaded.config
+    repo = Path(worker.project)
+    worktree = Path(worker.settings["worktree_path"])
+    run_dir = Path(worker.run_dir)
+    worker = store.create_worker(worker)
+    made_worktree = False
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_env(run_dir, request.env)
+        create_worktree(repo, worktree, worker.branch, worker.settings["base_commit"])
+        made_worktree = True
+        copy_credential_files(repo, worktree, list(config.project.credential_files))
+        commands = config.project.quick_setup if request.quick else config.project.setup_commands
+        if commands:
+            run_setup_commands(
+                worktree,
+                list(commands),
+                env=request.env,
+                timeout=config.limits.setup_timeout_s,
+                log_path=run_dir / "setup.log",
+            )
+        return store.update_worker(worker.id, worktree=str(worktree))
+    except BaseException:
+        count("service.launch_rolled_back")
+        undo_worker(worker, made_worktree, store)
+        raise
+
+
+def undo_worker(worker: Worker, made_worktree: bool, store: Store) -> None:
+    """Remove what a failed or abandoned launch made."""
+    if made_worktree:
+        worktree = Path(worker.settings["worktree_path"])
+        remove_worktree(
+            Path(worker.project), worktree, delete_branch=worker.branch, keep_branch=False
+        )
+    shutil.rmtree(worker.run_dir, ignore_errors=True)
+    store.delete_worker(worker.id)

@@ -1,0 +1,378 @@
+"""The supervisor: admits queued workers, follows running ones, and ends their turns.
+
+One asyncio task in the daemon. Each pass reads new output of every active worker,
+notices exits, stale and timed-out agents, and starts queued workers within the
+concurrency limit. Work that can take long (git diff, the project's tests) runs in
+threads so the loop keeps following everyone else. The store is the truth: the
+supervisor keeps only caches that a restart rebuilds (trackers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flotilla.counters import count
+from flotilla.domain.events import AgentEvent, EventKind
+from flotilla.domain.states import Outcome, WorkerState
+from flotilla.domain.worker import Worker
+from flotilla.executors.pricing import Price
+from flotilla.executors.registry import get_executor
+from flotilla.orchestrator.policy import TurnVerdict, backoff_delay, judge_turn
+from flotilla.orchestrator.results import assemble_result, write_result
+from flotilla.orchestrator.snapshot import RunSettings
+from flotilla.orchestrator.turns import (
+    TurnTracker,
+    UsageDelta,
+    append_transcript,
+    attempt_dir,
+    start_turn,
+    tmux_session_name,
+)
+from flotilla.runtime.tmux import TmuxSession
+from flotilla.runtime.process import ProcessIdentity, is_alive, kill_tree
+from flotilla.runtime.tailer import read_exit
+from flotilla.store.base import Store
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (WorkerState.STARTING, WorkerState.RUNNING, WorkerState.WAITING)
+IDENTITY_FILE = "identity.json"
+RESTART_PROMPT = (
+    "Continue the task where you left off. (Flotilla restarted you after a period "
+    "with no output.)"
+)
+VANISHED = -1  # exit code recorded when the process died without leaving its exit status
+
+
+class Supervisor:
+    def __init__(
+        self,
+        store: Store,
+        home: Path,
+        *,
+        max_concurrent: Callable[[str], int],
+        tmux_socket: str = "flotilla",
+        tick_s: float = 0.2,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.home = home
+        self.max_concurrent = max_concurrent
+        self.tmux_socket = tmux_socket
+        self.tick_s = tick_s
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.wake = asyncio.Event()
+        self._trackers: dict[str, TurnTracker] = {}
+        self._ending: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.tick()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=self.tick_s)
+            except TimeoutError:
+                pass  # no wake-up: the periodic pass is due
+            self.wake.clear()
+        await self.drain()
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def tick(self) -> None:
+        for worker in self.store.list_workers(states=list(ACTIVE)):
+            if worker.id in self._ending:
+                continue
+            try:
+                self._watch(worker)
+            except Exception:
+                count("supervisor.watch_failed")
+                log.exception("following worker %s failed", worker.name)
+        try:
+            self._admit()
+        except Exception:
+            count("supervisor.admit_failed")
+            log.exception("admission pass failed")
+
+    # -- following running workers ---------------------------------------------
+
+    def _tracker(self, worker: Worker) -> TurnTracker:
+        tracker = self._trackers.get(worker.id)
+        if tracker is None:
+            raw_price = RunSettings.from_dict(worker.settings).price
+            tracker = TurnTracker(
+                get_executor(worker.agent),
+                attempt_dir(worker),
+                worker.interactive,
+                offset=worker.out_offset,
+                price=Price.from_dict(raw_price) if raw_price else None,
+            )
+            self._trackers[worker.id] = tracker
+        return tracker
+
+    def _watch(self, worker: Worker) -> None:
+        if worker.pid is None:
+            self._adopt_unrecorded_start(worker)
+            return
+        tracker = self._tracker(worker)
+        before = tracker.offset
+        events = tracker.poll()
+        now = self.clock()
+        if events or tracker.offset != before:
+            self._record_events(worker, events, tracker, now)
+        exit_code = read_exit(attempt_dir(worker))
+        if exit_code is None and not is_alive(ProcessIdentity(worker.pid, worker.pid_started_at or 0)):
+            exit_code = read_exit(attempt_dir(worker))  # it may have just been written
+            if exit_code is None:
+                count("supervisor.agent_vanished")
+                exit_code = VANISHED
+        if exit_code is not None:
+            self._begin_end(worker, tracker, exit_code)
+            return
+        settings = RunSettings.from_dict(worker.settings)
+        last_sign = max(worker.last_output_at or 0.0, worker.started_at or 0.0)
+        if worker.state is not WorkerState.WAITING and now - last_sign > settings.stale_timeout_s:
+            self._handle_stale(worker, settings)
+        elif worker.started_at and now - worker.started_at > settings.timeout_s:
+            self._stop_process(worker)
+            verdict = TurnVerdict(Outcome.TIMED_OUT, error=f"timed out after {settings.timeout_s:g}s")
+            self._begin_end(worker, tracker, None, verdict)
+
+    def _record_events(
+        self, worker: Worker, events: list[AgentEvent], tracker: TurnTracker, now: float
+    ) -> None:
+        append_transcript(Path(worker.run_dir), worker.attempt, events)
+        fields: dict[str, Any] = {"out_offset": tracker.offset, "last_output_at": now}
+        fields.update(_usage_fields(worker, tracker.account(events)))
+        for event in events:
+            if event.kind is EventKind.SESSION_STARTED and event.session_id:
+                fields["session_id"] = event.session_id
+        if any(e.kind is EventKind.WAITING for e in events):
+            if worker.state is not WorkerState.WAITING:
+                fields["state"] = WorkerState.WAITING
+        elif events and worker.state is not WorkerState.RUNNING:
+            fields["state"] = WorkerState.RUNNING
+        updated = self.store.update_worker(worker.id, **fields)
+        worker.__dict__.update(updated.__dict__)
+
+    def _handle_stale(self, worker: Worker, settings: RunSettings) -> None:
+        self._stop_process(worker)
+        self._trackers.pop(worker.id, None)
+        if worker.restarts < settings.max_restarts:
+            count("supervisor.stale_restarts")
+            self._requeue(worker, "restart", restarts=worker.restarts + 1)
+            return
+        verdict = TurnVerdict(
+            Outcome.STALE, error=f"no output for {settings.stale_timeout_s:g}s, restarts used up"
+        )
+        self._begin_end(worker, None, None, verdict)
+
+    def _stop_process(self, worker: Worker) -> None:
+        if worker.interactive:
+            TmuxSession(self.tmux_socket).kill_session(tmux_session_name(worker))
+        if worker.pid is not None:
+            kill_tree(ProcessIdentity(worker.pid, worker.pid_started_at or 0))
+
+    def _adopt_unrecorded_start(self, worker: Worker) -> None:
+        """The daemon died between starting a process and storing its PID."""
+        folder = attempt_dir(worker, worker.attempt + 1)
+        ident = folder / IDENTITY_FILE
+        if ident.exists():
+            raw = json.loads(ident.read_text())
+            self.store.update_worker(
+                worker.id,
+                state=WorkerState.RUNNING,
+                pid=raw["pid"],
+                pid_started_at=raw["started_at"],
+                attempt=worker.attempt + 1,
+                out_offset=0,
+            )
+        else:
+            count("supervisor.start_not_recorded")
+            self.store.update_worker(worker.id, state=WorkerState.QUEUED)
+
+    # -- ending a turn -----------------------------------------------------------
+
+    def _begin_end(
+        self,
+        worker: Worker,
+        tracker: TurnTracker | None,
+        exit_code: int | None,
+        verdict: TurnVerdict | None = None,
+    ) -> None:
+        self._ending.add(worker.id)
+        task = asyncio.get_running_loop().create_task(
+            self._end_turn(worker, tracker, exit_code, verdict)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _end_turn(
+        self,
+        worker: Worker,
+        tracker: TurnTracker | None,
+        exit_code: int | None,
+        verdict: TurnVerdict | None,
+    ) -> None:
+        try:
+            await asyncio.to_thread(self._finish_turn, worker, tracker, exit_code, verdict)
+        except Exception:
+            count("supervisor.end_turn_failed")
+            log.exception("ending the turn of %s failed", worker.name)
+        finally:
+            self._ending.discard(worker.id)
+            self._trackers.pop(worker.id, None)
+            self.wake.set()
+
+    def _finish_turn(
+        self,
+        worker: Worker,
+        tracker: TurnTracker | None,
+        exit_code: int | None,
+        verdict: TurnVerdict | None,
+    ) -> None:
+        if tracker is not None and exit_code is not None:
+            final = tracker.finish(exit_code)
+            append_transcript(Path(worker.run_dir), worker.attempt, final)
+            if final:
+                fields = _usage_fields(worker, tracker.account(final))
+                if fields:
+                    worker = self.store.update_worker(worker.id, **fields)
+            verdict = verdict or judge_turn(tracker.events, exit_code)
+            if exit_code == VANISHED:
+                verdict = TurnVerdict(
+                    Outcome.ERROR, verdict.summary, "agent process ended without an exit status"
+                )
+        assert verdict is not None
+        current = self.store.get_worker(worker.id)
+        if current.state not in ACTIVE:
+            return  # cancelled or requeued while we were finishing
+        settings = RunSettings.from_dict(current.settings)
+        if verdict.retryable and current.retries < settings.retry.max_retries:
+            delay = backoff_delay(
+                current.retries + 1, settings.retry, verdict.retry_after, self.rng
+            )
+            count("supervisor.rate_limit_retries")
+            self._requeue(
+                current,
+                "retry",
+                retries=current.retries + 1,
+                not_before=self.clock() + delay,
+                error=verdict.error,
+            )
+            return
+        if verdict.outcome in (Outcome.SUCCESS, Outcome.BLOCKED) and self.store.pending_prompts(
+            current.id
+        ):
+            self._requeue(current, "prompt")
+            return
+        result = assemble_result(current, verdict, exit_code)
+        write_result(Path(current.run_dir), result)
+        self.store.update_worker(
+            current.id,
+            state=result.outcome.final_state,
+            outcome=result.outcome,
+            result=result.to_dict(),
+            error=result.error,
+            ended_at=self.clock(),
+        )
+
+    def _requeue(self, worker: Worker, mode: str, **fields: Any) -> None:
+        settings = dict(worker.settings)
+        settings["next_turn"] = mode
+        self.store.update_worker(
+            worker.id, state=WorkerState.QUEUED, settings=settings, pid=None, **fields
+        )
+
+    # -- admission -----------------------------------------------------------------
+
+    def _admit(self) -> None:
+        now = self.clock()
+        active: dict[str, int] = {}
+        for worker in self.store.list_workers(states=[WorkerState.QUEUED]):
+            if worker.not_before is not None and worker.not_before > now:
+                continue
+            if worker.worktree == "":
+                continue  # still being prepared by the service
+            running = active.get(worker.project)
+            if running is None:
+                running = self.store.count_active(worker.project)
+            limit = self.max_concurrent(worker.project)
+            if running >= limit:
+                active[worker.project] = running
+                continue
+            if self._start(worker):
+                running += 1
+            active[worker.project] = running
+
+    def _start(self, worker: Worker) -> bool:
+        mode = worker.settings.get("next_turn", "initial")
+        prompt, resume = worker.prompt, False
+        if mode == "restart":
+            prompt, resume = RESTART_PROMPT, True
+        elif mode == "prompt":
+            row = self.store.take_next_prompt(worker.id)
+            if row is None:
+                count("supervisor.prompt_missing")
+                mode = "initial"
+            else:
+                prompt, resume = row.text, True
+        worker = self.store.update_worker(
+            worker.id, expect_state=WorkerState.QUEUED, state=WorkerState.STARTING
+        )
+        try:
+            started = start_turn(
+                worker, prompt=prompt, resume=resume, home=self.home, tmux_socket=self.tmux_socket
+            )
+        except Exception as exc:
+            count("supervisor.start_failed")
+            log.exception("starting %s failed", worker.name)
+            self.store.update_worker(
+                worker.id,
+                state=WorkerState.FAILED,
+                outcome=Outcome.ERROR,
+                error=f"could not start the agent: {exc}",
+                ended_at=self.clock(),
+            )
+            return False
+        identity = {"pid": started.identity.pid, "started_at": started.identity.started_at}
+        (attempt_dir(worker, started.attempt) / IDENTITY_FILE).write_text(json.dumps(identity))
+        now = self.clock()
+        settings = dict(worker.settings)
+        settings.pop("next_turn", None)
+        self.store.update_worker(
+            worker.id,
+            state=WorkerState.RUNNING,
+            pid=started.identity.pid,
+            pid_started_at=started.identity.started_at,
+            attempt=started.attempt,
+            session_id=started.session_id or worker.session_id,
+            started_at=worker.started_at or now,
+            last_output_at=now,
+            out_offset=0,
+            not_before=None,
+            settings=settings,
+        )
+        return True
+
+
+def _usage_fields(worker: Worker, added: UsageDelta) -> dict[str, Any]:
+    if added == UsageDelta():
+        return {}
+    return {
+        "input_tokens": worker.input_tokens + added.input_tokens,
+        "output_tokens": worker.output_tokens + added.output_tokens,
+        "cost_usd": worker.cost_usd + added.cost_usd,
+    }

@@ -1,0 +1,226 @@
+"""One turn of an agent: start its process, and follow its output into events.
+
+A worker's first run, a rate-limit retry, a stale restart and a follow-up prompt
+are each a turn; each gets its own attempt folder so output never interleaves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from flotilla.domain.events import AgentEvent, EventKind
+from flotilla.domain.worker import Worker
+from flotilla.executors.base import Executor, LaunchSpec
+from flotilla.executors.hooks import parse_hook_line
+from flotilla.executors.pricing import Price, usage_cost
+from flotilla.executors.registry import get_executor
+from flotilla.orchestrator.snapshot import RunSettings
+from flotilla.runtime.tmux import TmuxSession
+from flotilla.runtime.launcher import launch_detached
+from flotilla.runtime.process import ProcessIdentity
+from flotilla.runtime.tailer import OutputTail
+
+ENV_FILE = "env.json"
+TRANSCRIPT_FILE = "events.jsonl"
+HOOKS_FILE = "hooks.jsonl"
+
+
+def attempt_dir(worker: Worker, attempt: int | None = None) -> Path:
+    return Path(worker.run_dir) / f"attempt-{attempt if attempt is not None else worker.attempt}"
+
+
+def tmux_session_name(worker: Worker) -> str:
+    """Named after the worker; the id suffix keeps two projects' workers apart."""
+    return f"flotilla-{worker.name.replace('.', '_')}-{worker.id[:6]}"
+
+
+def save_env(run_dir: Path, env: dict[str, str]) -> None:
+    """The launching user's environment, kept private (it may hold API keys)."""
+    path = run_dir / ENV_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(env, handle)
+
+
+def load_env(run_dir: Path) -> dict[str, str]:
+    path = run_dir / ENV_FILE
+    if not path.exists():
+        return dict(os.environ)
+    env: dict[str, str] = json.loads(path.read_text())
+    return env
+
+
+@dataclass(frozen=True)
+class StartedTurn:
+    identity: ProcessIdentity
+    attempt: int
+    session_id: str | None
+
+
+def start_turn(
+    worker: Worker, *, prompt: str, resume: bool, home: Path, tmux_socket: str
+) -> StartedTurn:
+    """Start the agent process for one turn. Raises if the process cannot start."""
+    executor = get_executor(worker.agent)
+    settings = RunSettings.from_dict(worker.settings)
+    attempt = worker.attempt + 1
+    folder = attempt_dir(worker, attempt)
+    folder.mkdir(parents=True, exist_ok=True)
+    if resume and worker.session_id:
+        session_id: str | None = worker.session_id
+    else:
+        resume = False
+        session_id = str(uuid.uuid4()) if executor.new_session_id else None
+    spec = LaunchSpec(
+        prompt=prompt,
+        worktree=Path(worker.worktree),
+        run_dir=Path(worker.run_dir),
+        settings=settings.agent,
+        model=worker.model,
+        session_id=session_id,
+        resume=resume,
+    )
+    env = load_env(Path(worker.run_dir))
+    env.update(settings.agent.env)
+    env.update(
+        {
+            "FLOTILLA_HOME": str(home),
+            "FLOTILLA_WORKER": worker.name,
+            "FLOTILLA_WORKER_ID": worker.id,
+            "FLOTILLA_DEPTH": str(worker.depth),
+            "FLOTILLA_ATTEMPT": str(attempt),
+            "FLOTILLA_PROJECT": worker.project,
+        }
+    )
+    if worker.interactive:
+        command = executor.interactive(spec)
+        identity = TmuxSession(tmux_socket).new_session(
+            tmux_session_name(worker),
+            command,
+            cwd=Path(worker.worktree),
+            base_env=env,
+            log_path=folder / "stdout",
+            attempt_dir=folder,
+        )
+    else:
+        command = executor.headless(spec)
+        identity = launch_detached(command, folder, env)
+    return StartedTurn(identity, attempt, session_id)
+
+
+@dataclass(frozen=True)
+class UsageDelta:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class TurnTracker:
+    """Follows one attempt's output. Rebuilt after a daemon restart by replaying the
+    output up to the stored offset, so no event is emitted or counted twice and parser
+    state is whole again."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        folder: Path,
+        interactive: bool,
+        offset: int = 0,
+        price: Price | None = None,
+    ):
+        self.folder = folder
+        self.interactive = interactive
+        self.parser = executor.parser()
+        self.price = price
+        self.events: list[AgentEvent] = []
+        self._counted = UsageDelta()  # what this turn already added to the worker's totals
+        stdout = folder / "stdout"
+        if offset and not interactive and stdout.exists():
+            with stdout.open("rb") as handle:
+                data = handle.read(offset)
+            for line in data.decode("utf-8", errors="replace").splitlines():
+                replayed = self.parser.feed(line)
+                self.events.extend(replayed)
+                self.account(replayed)  # already in the store: only rebuild the tally
+        self._out = OutputTail(stdout, offset=offset if not interactive else 0)
+        self._hooks = OutputTail(Path(folder).parent / HOOKS_FILE, offset=0)
+        if interactive:
+            for line in self._hooks.read_lines():  # hooks are small; replay in full
+                event = parse_hook_line(line)
+                if event is not None:
+                    self.events.append(event)
+
+    @property
+    def offset(self) -> int:
+        return self._out.offset
+
+    def poll(self) -> list[AgentEvent]:
+        new: list[AgentEvent] = []
+        if self.interactive:
+            self._out.read_lines()  # the pane log is for people; events come from hooks
+            for line in self._hooks.read_lines():
+                event = parse_hook_line(line)
+                if event is not None:
+                    new.append(event)
+        else:
+            for line in self._out.read_lines():
+                new.extend(self.parser.feed(line))
+        self.events.extend(new)
+        return new
+
+    def account(self, events: list[AgentEvent]) -> UsageDelta:
+        """Tokens and cost these events add to the worker's totals.
+
+        Executors emit USAGE increments during a turn and one USAGE with
+        data["final"] holding the turn's totals; the final one replaces the sum.
+        """
+        added = UsageDelta()
+        for event in events:
+            usage = event.usage
+            if event.kind is not EventKind.USAGE or usage is None:
+                continue
+            cost = usage.cost_usd
+            if cost is None:
+                cost = usage_cost(usage, self.price) if self.price is not None else 0.0
+            if event.data.get("final"):
+                step = UsageDelta(
+                    usage.input_tokens - self._counted.input_tokens,
+                    usage.output_tokens - self._counted.output_tokens,
+                    cost - self._counted.cost_usd,
+                )
+            else:
+                step = UsageDelta(usage.input_tokens, usage.output_tokens, cost)
+            self._counted = _plus(self._counted, step)
+            added = _plus(added, step)
+        return added
+
+    def finish(self, exit_code: int) -> list[AgentEvent]:
+        new = self.poll()
+        stderr = self.folder / "stderr"
+        tail = stderr.read_text(errors="replace")[-4000:] if stderr.exists() else ""
+        if not self.interactive:
+            final = self.parser.finish(exit_code, tail)
+            self.events.extend(final)
+            new.extend(final)
+        return new
+
+
+def _plus(a: UsageDelta, b: UsageDelta) -> UsageDelta:
+    return UsageDelta(
+        a.input_tokens + b.input_tokens, a.output_tokens + b.output_tokens, a.cost_usd + b.cost_usd
+    )
+
+
+def append_transcript(run_dir: Path, attempt: int, events: list[AgentEvent]) -> None:
+    if not events:
+        return
+    now = time.time()
+    with (run_dir / TRANSCRIPT_FILE).open("a", encoding="utf-8") as handle:
+        for event in events:
+            record = {"t": round(now, 3), "attempt": attempt, **event.to_dict()}
+            handle.write(json.dumps(record) + "\n")

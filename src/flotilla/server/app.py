@@ -1,0 +1,122 @@
+"""HTTP routes over the service layer. Errors become JSON `{"error": ...}` with 4xx/5xx."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+import flotilla
+from flotilla.counters import count, snapshot
+from flotilla.domain.errors import FlotillaError, NotFound
+from flotilla.domain.states import WorkerState
+from flotilla.orchestrator.creation import CreateRequest
+from flotilla.orchestrator.service import FleetService, run_blocking
+from flotilla.orchestrator.turns import tmux_session_name
+
+
+class CreateBody(BaseModel):
+    project: str
+    name: str
+    prompt: str
+    agent: str | None = None
+    model: str | None = None
+    base_ref: str | None = None
+    quick: bool = False
+    interactive: bool = False
+    batch: str | None = None
+    depth: int = 0
+    parent: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class PromptBody(BaseModel):
+    text: str
+
+
+def build_app(service: FleetService, started_at: float | None = None) -> FastAPI:
+    app = FastAPI(title="Flotilla", version=flotilla.__version__)
+    started = started_at or time.time()
+
+    @app.exception_handler(FlotillaError)
+    async def flotilla_error(_: Request, exc: FlotillaError) -> JSONResponse:
+        status = 404 if isinstance(exc, NotFound) else (400 if exc.exit_code == 2 else 500)
+        count(f"api.error.{type(exc).__name__}")
+        return JSONResponse({"error": str(exc), "exit_code": exc.exit_code}, status_code=status)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        store_ok = await run_blocking(service.store.ping)
+        return {
+            "status": "ok" if store_ok else "degraded",
+            "version": flotilla.__version__,
+            "uptime_s": round(time.time() - started, 3),
+            "store": {"reachable": store_ok, "url": service.store.url},
+            "errors": snapshot(),
+        }
+
+    @app.post("/workers")
+    async def create(body: CreateBody) -> dict[str, Any]:
+        worker = await run_blocking(service.create_worker, CreateRequest(**body.model_dump()))
+        return worker.to_dict()
+
+    @app.get("/workers")
+    async def list_workers(
+        project: str | None = None,
+        state: str | None = None,
+        batch: str | None = None,
+        pattern: str | None = None,
+    ) -> list[dict[str, Any]]:
+        states = [WorkerState(s) for s in state.split(",")] if state else None
+        views = await run_blocking(service.list_workers, project, states, batch, pattern)
+        return [v.to_dict() for v in views]
+
+    async def _worker(project: str, name: str) -> Any:
+        return await run_blocking(service.get_worker, project, name)
+
+    @app.get("/workers/{name}")
+    async def get_worker(name: str, project: str) -> dict[str, Any]:
+        worker = await _worker(project, name)
+        out = dict(worker.to_dict())
+        out["tmux_session"] = tmux_session_name(worker) if worker.interactive else None
+        return out
+
+    @app.delete("/workers/{name}")
+    async def kill(name: str, project: str, keep_branch: bool = False) -> dict[str, Any]:
+        worker = await _worker(project, name)
+        killed = await run_blocking(lambda: service.kill(worker, keep_branch=keep_branch))
+        return dict(killed.to_dict())
+
+    @app.post("/workers/{name}/prompt")
+    async def prompt(name: str, project: str, body: PromptBody) -> dict[str, Any]:
+        worker = await _worker(project, name)
+        return dict(await run_blocking(service.prompt, worker, body.text))
+
+    @app.get("/workers/{name}/result")
+    async def result(name: str, project: str) -> dict[str, Any]:
+        worker = await _worker(project, name)
+        return dict(service.result(worker))
+
+    @app.get("/workers/{name}/diff", response_class=PlainTextResponse)
+    async def diff(name: str, project: str, stat: bool = False) -> str:
+        worker = await _worker(project, name)
+        return str(await run_blocking(service.diff, worker, stat))
+
+    @app.get("/workers/{name}/transcript")
+    async def transcript(name: str, project: str, lines: int | None = None) -> list[Any]:
+        worker = await _worker(project, name)
+        return list(await run_blocking(service.transcript, worker, lines))
+
+    @app.get("/workers/{name}/raw", response_class=PlainTextResponse)
+    async def raw(name: str, project: str) -> str:
+        worker = await _worker(project, name)
+        return str(await run_blocking(service.raw_output, worker))
+
+    @app.post("/repair")
+    async def repair(project: str) -> list[str]:
+        return list(await run_blocking(service.repair, project))
+
+    return app
