@@ -4,17 +4,13 @@ real `fleet` CLI run as a subprocess, and its daemon stopped afterwards."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 FLEET = [sys.executable, "-m", "flotilla.cli"]
 GIT_ID = ["-c", "user.name=Flotilla Test", "-c", "user.email=test@flotilla.invalid"]
@@ -33,11 +29,22 @@ class Fleet:
     home: Path
     env: dict[str, str]
 
-    def run(self, *args: str, cwd: Path | None = None, check: bool = True,
-            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [*FLEET, *args], cwd=cwd or self.repo, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            [*FLEET, *args],
+            cwd=cwd or self.repo,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -52,8 +59,12 @@ class Fleet:
     def workers(self) -> dict[str, dict[str, Any]]:
         return {w["name"]: w for w in self.json("list")}
 
-    def wait(self, predicate: Callable[[dict[str, dict[str, Any]]], bool],
-             timeout: float = 60, what: str = "condition") -> dict[str, dict[str, Any]]:
+    def wait(
+        self,
+        predicate: Callable[[dict[str, dict[str, Any]]], bool],
+        timeout: float = 60,
+        what: str = "condition",
+    ) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
         workers = self.workers()
         while time.monotonic() < deadline:
@@ -67,7 +78,8 @@ class Fleet:
         done = {"succeeded", "failed", "cancelled"}
         return self.wait(
             lambda ws: all(n in ws and ws[n]["state"] in done for n in names),
-            timeout, f"{names} to finish",
+            timeout,
+            f"{names} to finish",
         )
 
     def script(self, name: str, text: str) -> Path:

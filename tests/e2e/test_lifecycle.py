@@ -6,7 +6,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from e2e_support import Fleet, git
 
 WRITE_AND_COMMIT = """
@@ -47,8 +46,7 @@ def scripted(fleet: Fleet, script: str, extra: str = "") -> None:
     path = fleet.script("agent", script)
     configure(
         fleet,
-        f'[project]\ndefault_agent = "scripted"\n{extra}\n'
-        f'[agents.scripted]\nscript = "{path}"\n',
+        f'[project]\ndefault_agent = "scripted"\n{extra}\n[agents.scripted]\nscript = "{path}"\n',
     )
 
 
@@ -162,10 +160,12 @@ def test_workers_beyond_max_concurrent_wait_and_start_in_order(fleet: Fleet) -> 
     scripted(fleet, script, extra="[limits]\nmax_concurrent = 1\n")
     fleet.run("multi", "q1:one", "q2:two", "q3:three")
     peak = 0
-    def one_at_a_time(ws: dict) -> bool:  # noqa: ANN001
+
+    def one_at_a_time(ws: dict) -> bool:
         nonlocal peak
         peak = max(peak, sum(w["state"] in ("starting", "running") for w in ws.values()))
         return all(w["state"] == "succeeded" for w in ws.values())
+
     workers = fleet.wait(one_at_a_time, timeout=60, what="queue to drain")
     assert peak == 1
     starts = [workers[n]["started_at"] for n in ("q1", "q2", "q3")]
@@ -225,8 +225,10 @@ heartbeat = 1
 """
     scripted(fleet, script)
     fleet.run("create", "wip", "-p", "x")
-    fleet.wait(lambda ws: ws["wip"]["state"] == "running" and ws["wip"]["input_tokens"] >= 0,
-               what="running")
+    fleet.wait(
+        lambda ws: ws["wip"]["state"] == "running" and ws["wip"]["input_tokens"] >= 0,
+        what="running",
+    )
     worktree = Path(fleet.workers()["wip"]["worktree"])
     fleet.wait(lambda ws: (worktree / "wip.txt").exists(), what="file written")
     fleet.run("kill", "wip", "--keep-branch")
@@ -252,7 +254,10 @@ def test_spawn_depth_is_refused_past_the_limit(fleet: Fleet) -> None:
 
 
 def test_daemon_restart_readopts_running_agents(fleet: Fleet) -> None:
-    script = '[[steps]]\naction = "sleep"\nseconds = 3\nheartbeat = 0.5\n[[steps]]\naction = "write"\npath = "done.txt"\ncontent = "x"\n'
+    script = (
+        '[[steps]]\naction = "sleep"\nseconds = 3\nheartbeat = 0.5\n'
+        '[[steps]]\naction = "write"\npath = "done.txt"\ncontent = "x"\n'
+    )
     scripted(fleet, script, extra="[limits]\nmax_concurrent = 10\n")
     fleet.run("fanout", "10", "pack", "-p", "x")
     fleet.wait(lambda ws: all(w["state"] == "running" for w in ws.values()), what="all running")

@@ -74,8 +74,11 @@ def doctor() -> None:
         print_json([c.__dict__ for c in checks])
     else:
         for check in checks:
-            mark = "[green]ok[/]  " if check.ok else ("[yellow]warn[/]" if check.warning
-                                                      else "[red]FAIL[/]")
+            mark = (
+                "[green]ok[/]  "
+                if check.ok
+                else ("[yellow]warn[/]" if check.warning else "[red]FAIL[/]")
+            )
             line = f"{mark} {check.name}: {check.detail}"
             if not check.ok and check.fix:
                 line += f"\n       fix: {check.fix}"
@@ -120,7 +123,7 @@ def daemon_status() -> None:
 
 def demo(
     keep: bool = typer.Option(False, "--keep", help="Keep the sample project and worktrees."),
-    agents: int = typer.Option(3, "--agents", "-n", min=1, max=8, help="How many agents."),
+    agents: int = typer.Option(4, "--agents", "-n", min=1, max=4, help="How many agents."),
 ) -> None:
     """Offline demo: scripted agents race to fix a failing test in a sample project."""
     from flotilla.demo.run import run_demo

@@ -53,17 +53,28 @@ def _agent(kind: str, env: dict[str, str]) -> list[Check]:
         return []
     path = shutil.which(executor.default_binary, path=env.get("PATH"))
     if path is None:
-        return [Check(f"agent {kind}", False, f"'{executor.default_binary}' not on PATH",
-                      executor.install_hint, warning=True)]
+        return [
+            Check(
+                f"agent {kind}",
+                False,
+                f"'{executor.default_binary}' not on PATH",
+                executor.install_hint,
+                warning=True,
+            )
+        ]
     checks = [Check(f"agent {kind}", True, _version([path, "--version"]) or path)]
     names, files = CREDENTIALS.get(kind, ((), ()))
     home = Path(env.get("HOME", str(Path.home())))
     found = [n for n in names if env.get(n)] + [f for f in files if (home / f).exists()]
-    checks.append(Check(
-        f"credentials {kind}", bool(found),
-        f"found {', '.join(found)}" if found else "none found",
-        f"set {' or '.join(names)}, or log in with `{executor.default_binary}`", warning=True,
-    ))
+    checks.append(
+        Check(
+            f"credentials {kind}",
+            bool(found),
+            f"found {', '.join(found)}" if found else "none found",
+            f"set {' or '.join(names)}, or log in with `{executor.default_binary}`",
+            warning=True,
+        )
+    )
     return checks
 
 
@@ -77,21 +88,29 @@ def run_checks(ctx: CliContext) -> list[Check]:
     try:
         project = ctx.project()
         problems = validate_config(project, ctx.env)
-        checks.append(Check(
-            "config", not problems, "valid" if not problems else "; ".join(problems),
-            "edit the file named, or `fleet config --validate`",
-        ))
+        checks.append(
+            Check(
+                "config",
+                not problems,
+                "valid" if not problems else "; ".join(problems),
+                "edit the file named, or `fleet config --validate`",
+            )
+        )
     except FlotillaError as exc:
         count("doctor.no_project")
-        checks.append(Check("project", False, str(exc), "run inside a git repository",
-                            warning=True))
+        checks.append(
+            Check("project", False, str(exc), "run inside a git repository", warning=True)
+        )
     client = ctx.client
     if client.is_running():
         health = client.call("GET", "/health")
         store = health["store"]
         checks.append(Check("daemon", True, f"running (pid {client.daemon_pid()})"))
-        checks.append(Check("store", store["reachable"], store["url"],
-                            "check FLOTILLA_DATABASE_URL / store.url"))
+        checks.append(
+            Check(
+                "store", store["reachable"], store["url"], "check FLOTILLA_DATABASE_URL / store.url"
+            )
+        )
     else:
         checks.append(Check("daemon", True, "not running (starts on demand)", warning=True))
     return checks

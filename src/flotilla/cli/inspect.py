@@ -37,10 +37,12 @@ def _tables(workers: list[dict[str, Any]], grouped: bool) -> Group:
     if not grouped:
         return Group(workers_table(workers))
     ordered = sorted(workers, key=lambda w: w.get("batch") or "")
-    return Group(*(
-        workers_table(list(group), title=f"batch {key or '(none)'}")
-        for key, group in groupby(ordered, key=lambda w: w.get("batch") or "")
-    ))
+    return Group(
+        *(
+            workers_table(list(group), title=f"batch {key or '(none)'}")
+            for key, group in groupby(ordered, key=lambda w: w.get("batch") or "")
+        )
+    )
 
 
 def list_cmd(

@@ -35,8 +35,13 @@ def _create_all(specs: list[dict[str, Any]], batch: str | None) -> list[dict[str
     created: list[dict[str, Any]] = []
     show = len(specs) > 1 and not STATE.json_output
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, disable=not show, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not show,
+        transient=True,
     ) as progress:
         task = progress.add_task("creating worktrees", total=len(specs))
         for spec in specs:
@@ -87,8 +92,15 @@ def create(
 ) -> None:
     """Launch one agent in a new worktree."""
     text = _read_prompt(prompt, prompt_file)
-    spec = {"name": validate_name(name), "prompt": text, "agent": agent, "model": model,
-            "base_ref": base, "quick": quick, "interactive": interactive}
+    spec = {
+        "name": validate_name(name),
+        "prompt": text,
+        "agent": agent,
+        "model": model,
+        "base_ref": base,
+        "quick": quick,
+        "interactive": interactive,
+    }
     _report(_create_all([spec], None))
 
 
@@ -115,8 +127,14 @@ def fanout(
     names = batch_names(count_, validate_name(prefix or f"fan-{batch}"))
     kinds = [k.strip() for k in agents.split(",") if k.strip()] if agents else [agent]
     specs = [
-        {"name": name, "prompt": text, "agent": kinds[i % len(kinds)], "model": model,
-         "base_ref": base, "quick": quick}
+        {
+            "name": name,
+            "prompt": text,
+            "agent": kinds[i % len(kinds)],
+            "model": model,
+            "base_ref": base,
+            "quick": quick,
+        }
         for i, name in enumerate(names)
     ]
     _report(_create_all(specs, batch))
@@ -135,8 +153,16 @@ def multi(
         name, sep, text = item.partition(":")
         if not sep or not text.strip():
             raise UsageError(f'{item!r} is not NAME:"prompt": write e.g. fix-login:"fix the login"')
-        specs.append({"name": validate_name(name), "prompt": text, "agent": agent,
-                      "model": model, "base_ref": base, "quick": quick})
+        specs.append(
+            {
+                "name": validate_name(name),
+                "prompt": text,
+                "agent": agent,
+                "model": model,
+                "base_ref": base,
+                "quick": quick,
+            }
+        )
     if len({s["name"] for s in specs}) != len(specs):
         raise UsageError("two tasks have the same name: give each a different NAME")
     _report(_create_all(specs, _batch_id()))
@@ -184,7 +210,8 @@ def kill(
     for worker in workers:
         killed.append(
             STATE.client.call(
-                "DELETE", f"/workers/{worker['name']}",
+                "DELETE",
+                f"/workers/{worker['name']}",
                 params=STATE.params(keep_branch=str(keep_branch).lower()),
             )
         )

@@ -56,8 +56,9 @@ def workers_table(workers: list[dict[str, Any]], title: str | None = None) -> Ta
     table.add_column("agent", no_wrap=True)
     table.add_column("state", no_wrap=True, min_width=9)
     for column in ("outcome", "cpu", "ram", "runtime", "tokens", "cost", "batch"):
-        table.add_column(column, justify="right" if column in ("cpu", "ram", "tokens", "cost")
-                         else "left")
+        table.add_column(
+            column, justify="right" if column in ("cpu", "ram", "tokens", "cost") else "left"
+        )
     for w in workers:
         state = w["state"]
         cpu = w.get("cpu_percent")

@@ -95,3 +95,8 @@ def database_path(env: Mapping[str, str] | None = None) -> Path:
 def database_url_default(env: Mapping[str, str] | None = None) -> str:
     """SQLAlchemy URL of the default store, a SQLite file in the state home."""
     return f"sqlite:///{database_path(env)}"
+
+
+def daemon_file(name: str, env: Mapping[str, str] | None = None) -> Path:
+    """The daemon's lock, pid and log files (`daemon.lock`, `daemon.pid`, `daemon.log`)."""
+    return state_home(env) / f"daemon.{name}"

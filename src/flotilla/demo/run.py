@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -9,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
@@ -28,15 +28,21 @@ def _results_table(results: list[dict[str, Any]]) -> Table:
     for worker in results:
         result = worker.get("result") or {}
         tests = result.get("tests") or {}
-        verdict = "-" if not tests else ("[green]pass[/]" if tests["exit_code"] == 0
-                                         else "[red]fail[/]")
+        verdict = (
+            "-" if not tests else ("[green]pass[/]" if tests["exit_code"] == 0 else "[red]fail[/]")
+        )
         files = ", ".join(f["path"] for f in result.get("files", [])) or "none"
-        table.add_row(worker["name"], result.get("outcome", worker["state"]), files, verdict,
-                      result.get("summary", ""))
+        table.add_row(
+            worker["name"],
+            result.get("outcome", worker["state"]),
+            files,
+            verdict,
+            result.get("summary", ""),
+        )
     return table
 
 
-def run_demo(keep: bool = False, agents: int = 3, json_output: bool = False) -> int:
+def run_demo(keep: bool = False, agents: int = 4, json_output: bool = False) -> int:
     root = Path(tempfile.mkdtemp(prefix="flotilla-demo-"))
     env = dict(os.environ)
     env["FLOTILLA_HOME"] = str(root / "home")
@@ -62,21 +68,25 @@ def run_demo(keep: bool = False, agents: int = 3, json_output: bool = False) -> 
         params = {"project": str(project)}
         deadline = time.monotonic() + DEADLINE_S
         workers: list[dict[str, Any]] = client.call("GET", "/workers", params=params)
-        with Live(workers_table(workers), console=console, transient=False,
-                  auto_refresh=False, redirect_stdout=False) as live:
+        live = Live(workers_table(workers), console=console, auto_refresh=False)
+        with live if not json_output else contextlib.nullcontext():
             while time.monotonic() < deadline:
                 workers = client.call("GET", "/workers", params=params)
                 if not json_output:
-                    live.update(Group(workers_table(workers)), refresh=True)
+                    live.update(workers_table(workers), refresh=True)
                 if all(w["state"] in TERMINAL for w in workers):
                     break
                 time.sleep(0.2)
         if json_output:
             print_json(workers)
         else:
+            console.print()
             console.print(_results_table(workers))
-            winners = [w["name"] for w in workers
-                       if ((w.get("result") or {}).get("tests") or {}).get("exit_code") == 0]
+            winners = [
+                w["name"]
+                for w in workers
+                if ((w.get("result") or {}).get("tests") or {}).get("exit_code") == 0
+            ]
             console.print(f"tests pass in: {', '.join(winners) or 'none'}", highlight=False)
         finished = all(w["state"] in TERMINAL for w in workers)
         if keep:

@@ -17,7 +17,7 @@ def average(values):
     return sum(values) / (len(values) + 1)
 '''
 
-TESTS = '''import unittest
+TESTS = """import unittest
 
 from calc import add, average
 
@@ -32,7 +32,7 @@ class CalcTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
-'''
+"""
 
 # Each agent tries a fix in its own way; the project's tests decide who was right.
 SCRIPTS = {
@@ -109,7 +109,13 @@ new = "    if not values:\\n        return 0.0\\n    return sum(values) / len(va
 [[steps]]
 action = "append"
 path = "test_calc.py"
-content = "\\n\\nclass EmptyTest(unittest.TestCase):\\n    def test_empty(self):\\n        self.assertEqual(average([]), 0.0)\\n"
+content = '''
+
+
+class EmptyTest(unittest.TestCase):
+    def test_empty(self):
+        self.assertEqual(average([]), 0.0)
+'''
 [[steps]]
 action = "sleep"
 seconds = 0.8

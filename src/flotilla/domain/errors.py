@@ -1,11 +1,11 @@
 """Error tree shared by every part of Flotilla.
 
-    FlotillaError            base; `exit_code` is what the CLI exits with
-    +-- UsageError           bad input from the user: exit 2, nothing created
-    |   +-- InvalidName
-    |   +-- IllegalTransition  (a programming or race error, but reported the same way)
-    +-- OperationFailed      something we tried failed: exit 1
-        +-- NotFound
+FlotillaError            base; `exit_code` is what the CLI exits with
++-- UsageError           bad input from the user: exit 2, nothing created
+|   +-- InvalidName
+|   +-- IllegalTransition  (a programming or race error, but reported the same way)
++-- OperationFailed      something we tried failed: exit 1
+    +-- NotFound
 """
 
 from __future__ import annotations

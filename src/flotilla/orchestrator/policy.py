@@ -29,7 +29,7 @@ def backoff_delay(
     Exponential with jitter; a Retry-After from the server is a floor, never cut short.
     """
     rng = rng or random.Random()
-    delay = min(policy.max_delay_s, policy.base_delay_s * (2 ** max(0, retry_number - 1)))
+    delay = min(policy.max_delay_s, policy.base_delay_s * 2.0 ** max(0, retry_number - 1))
     delay *= 1 + rng.uniform(-policy.jitter, policy.jitter)
     if retry_after is not None:
         delay = max(delay, retry_after)
@@ -74,7 +74,9 @@ def judge_turn(events: Iterable[AgentEvent], exit_code: int) -> TurnVerdict:
     failed = exit_code != 0 or (result is not None and result.is_error)
     next_steps = tuple(str(s) for s in (result.data.get("next_steps", []) if result else []))
     if auth_failed is not None and failed:
-        return TurnVerdict(Outcome.AUTH_FAILED, summary, auth_failed.text or "authentication failed")
+        return TurnVerdict(
+            Outcome.AUTH_FAILED, summary, auth_failed.text or "authentication failed"
+        )
     if rate_limited is not None and failed:
         return TurnVerdict(
             Outcome.RATE_LIMITED,

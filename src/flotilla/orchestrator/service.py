@@ -24,8 +24,8 @@ from flotilla.domain.worker import Worker
 from flotilla.orchestrator.creation import CreateRequest, plan_worker, prepare_worker
 from flotilla.orchestrator.snapshot import RunSettings
 from flotilla.orchestrator.turns import TRANSCRIPT_FILE, attempt_dir, tmux_session_name
-from flotilla.runtime.tmux import TmuxSession
 from flotilla.runtime.process import ProcessIdentity, is_alive, kill_tree, tree_usage
+from flotilla.runtime.tmux import TmuxSession
 from flotilla.store.base import Store
 from flotilla.workspace.diffing import diff_text
 from flotilla.workspace.worktrees import commit_all, list_worktrees, remove_worktree
@@ -119,9 +119,7 @@ class FleetService:
             views.append(view)
         return views
 
-    def select(
-        self, project: str, pattern: str | None, batch: str | None = None
-    ) -> list[Worker]:
+    def select(self, project: str, pattern: str | None, batch: str | None = None) -> list[Worker]:
         """Workers matching a glob and/or a batch; NotFound if none."""
         workers = [
             v.worker
@@ -140,7 +138,9 @@ class FleetService:
         """
         if worker.state in ACTIVE or worker.state is WorkerState.QUEUED:
             worker = self.store.update_worker(
-                worker.id, state=WorkerState.CANCELLED, outcome=Outcome.CANCELLED,
+                worker.id,
+                state=WorkerState.CANCELLED,
+                outcome=Outcome.CANCELLED,
                 ended_at=time.time(),
             )
         if worker.interactive:
@@ -230,8 +230,11 @@ class FleetService:
                 alive = is_alive(ProcessIdentity(worker.pid, worker.pid_started_at or 0))
                 if not alive and not (attempt_dir(worker) / "exit").exists():
                     self.store.update_worker(
-                        worker.id, state=WorkerState.FAILED, outcome=Outcome.ERROR,
-                        error="agent process is gone (found by repair)", ended_at=time.time(),
+                        worker.id,
+                        state=WorkerState.FAILED,
+                        outcome=Outcome.ERROR,
+                        error="agent process is gone (found by repair)",
+                        ended_at=time.time(),
                     )
                     fixed.append(f"{worker.name}: process gone, marked failed")
             if worker.worktree and not Path(worker.worktree).is_dir():

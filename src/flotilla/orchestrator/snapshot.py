@@ -15,11 +15,11 @@ from flotilla.orchestrator.policy import RetryPolicy
 
 @dataclass(frozen=True)
 class RunSettings:
-    agent: AgentSettings = AgentSettings()
+    agent: AgentSettings = field(default_factory=AgentSettings)
     timeout_s: float = 3600.0
     stale_timeout_s: float = 600.0
     max_restarts: int = 2
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     test_command: str = ""
     test_timeout_s: float = 900.0
     base_commit: str = ""

@@ -35,9 +35,9 @@ from flotilla.orchestrator.turns import (
     start_turn,
     tmux_session_name,
 )
-from flotilla.runtime.tmux import TmuxSession
 from flotilla.runtime.process import ProcessIdentity, is_alive, kill_tree
 from flotilla.runtime.tailer import read_exit
+from flotilla.runtime.tmux import TmuxSession
 from flotilla.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,7 @@ log = logging.getLogger(__name__)
 ACTIVE = (WorkerState.STARTING, WorkerState.RUNNING, WorkerState.WAITING)
 IDENTITY_FILE = "identity.json"
 RESTART_PROMPT = (
-    "Continue the task where you left off. (Flotilla restarted you after a period "
-    "with no output.)"
+    "Continue the task where you left off. (Flotilla restarted you after a period with no output.)"
 )
 VANISHED = -1  # exit code recorded when the process died without leaving its exit status
 
@@ -80,10 +79,10 @@ class Supervisor:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.tick()
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=self.tick_s)
-            except TimeoutError:
-                pass  # no wake-up: the periodic pass is due
+            # Sleep until woken (a launch, a kill, a turn ended) or the periodic pass.
+            waiter = asyncio.ensure_future(self.wake.wait())
+            await asyncio.wait({waiter}, timeout=self.tick_s)
+            waiter.cancel()
             self.wake.clear()
         await self.drain()
 
@@ -133,7 +132,9 @@ class Supervisor:
         if events or tracker.offset != before:
             self._record_events(worker, events, tracker, now)
         exit_code = read_exit(attempt_dir(worker))
-        if exit_code is None and not is_alive(ProcessIdentity(worker.pid, worker.pid_started_at or 0)):
+        if exit_code is None and not is_alive(
+            ProcessIdentity(worker.pid, worker.pid_started_at or 0)
+        ):
             exit_code = read_exit(attempt_dir(worker))  # it may have just been written
             if exit_code is None:
                 count("supervisor.agent_vanished")
@@ -147,7 +148,9 @@ class Supervisor:
             self._handle_stale(worker, settings)
         elif worker.started_at and now - worker.started_at > settings.timeout_s:
             self._stop_process(worker)
-            verdict = TurnVerdict(Outcome.TIMED_OUT, error=f"timed out after {settings.timeout_s:g}s")
+            verdict = TurnVerdict(
+                Outcome.TIMED_OUT, error=f"timed out after {settings.timeout_s:g}s"
+            )
             self._begin_end(worker, tracker, None, verdict)
 
     def _record_events(

@@ -20,10 +20,10 @@ from flotilla.executors.hooks import parse_hook_line
 from flotilla.executors.pricing import Price, usage_cost
 from flotilla.executors.registry import get_executor
 from flotilla.orchestrator.snapshot import RunSettings
-from flotilla.runtime.tmux import TmuxSession
 from flotilla.runtime.launcher import launch_detached
 from flotilla.runtime.process import ProcessIdentity
 from flotilla.runtime.tailer import OutputTail
+from flotilla.runtime.tmux import TmuxSession
 
 ENV_FILE = "env.json"
 TRANSCRIPT_FILE = "events.jsonl"

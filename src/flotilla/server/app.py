@@ -61,7 +61,7 @@ def build_app(service: FleetService, started_at: float | None = None) -> FastAPI
     @app.post("/workers")
     async def create(body: CreateBody) -> dict[str, Any]:
         worker = await run_blocking(service.create_worker, CreateRequest(**body.model_dump()))
-        return worker.to_dict()
+        return dict(worker.to_dict())
 
     @app.get("/workers")
     async def list_workers(

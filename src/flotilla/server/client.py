@@ -14,10 +14,9 @@ from typing import Any
 
 import httpx
 
-from flotilla.config.paths import socket_path, state_home
+from flotilla.config.paths import daemon_file, socket_path, state_home
 from flotilla.counters import count
 from flotilla.domain.errors import FlotillaError, NotFound, OperationFailed, UsageError
-from flotilla.server.daemon import LOG_FILE, PID_FILE
 
 START_TIMEOUT_S = 20.0
 
@@ -51,7 +50,7 @@ class DaemonClient:
         if self.is_running():
             return
         self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / LOG_FILE).open("ab") as log:
+        with daemon_file("log", self.env).open("ab") as log:
             subprocess.Popen(
                 [sys.executable, "-m", "flotilla.server.daemon"],
                 stdin=subprocess.DEVNULL,
@@ -68,11 +67,11 @@ class DaemonClient:
             time.sleep(0.05)
         raise OperationFailed(
             f"the flotilla daemon did not start within {START_TIMEOUT_S:g}s: "
-            f"see {self.home / LOG_FILE}"
+            f"see {daemon_file('log', self.env)}"
         )
 
     def daemon_pid(self) -> int | None:
-        path = self.home / PID_FILE
+        path = daemon_file("pid", self.env)
         if not path.exists():
             return None
         pid: int = json.loads(path.read_text())["pid"]
@@ -94,7 +93,7 @@ class DaemonClient:
                     count("client.daemon_pid_stale")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not (self.home / PID_FILE).exists():
+            if not daemon_file("pid", self.env).exists():
                 return True
             time.sleep(0.05)
         raise OperationFailed(f"the daemon (pid {pid}) did not stop within {timeout:g}s")

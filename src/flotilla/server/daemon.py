@@ -22,21 +22,17 @@ from pathlib import Path
 import uvicorn
 
 from flotilla.config.loader import load_config
-from flotilla.config.paths import socket_path, state_home
+from flotilla.config.paths import daemon_file, socket_path, state_home
 from flotilla.counters import count
 from flotilla.domain.states import WorkerState
 from flotilla.orchestrator.creation import undo_worker
 from flotilla.orchestrator.service import FleetService
 from flotilla.orchestrator.supervisor import Supervisor
 from flotilla.server.app import build_app
-from flotilla.store.base import Store
 from flotilla.store import open_store
+from flotilla.store.base import Store
 
 log = logging.getLogger("flotilla.daemon")
-
-LOCK_FILE = "daemon.lock"
-PID_FILE = "daemon.pid"
-LOG_FILE = "daemon.log"
 
 
 def store_url() -> str:
@@ -49,7 +45,9 @@ def _abandon_unprepared(store: Store) -> None:
     for worker in store.list_workers(states=[WorkerState.QUEUED]):
         if not worker.worktree:
             count("daemon.abandoned_launch_removed")
-            undo_worker(worker, made_worktree=bool(worker.settings.get("worktree_path")), store=store)
+            undo_worker(
+                worker, made_worktree=bool(worker.settings.get("worktree_path")), store=store
+            )
 
 
 def _bind(path: Path) -> socket.socket:
@@ -100,18 +98,18 @@ def main() -> int:
     home = state_home()
     home.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
-        filename=home / LOG_FILE,
+        filename=daemon_file("log"),
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    lock = (home / LOCK_FILE).open("w")
+    lock = daemon_file("lock").open("w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         count("daemon.already_running")
         print("a flotilla daemon is already running for this state home", file=sys.stderr)
         return 0
-    pid_file = home / PID_FILE
+    pid_file = daemon_file("pid")
     pid_file.write_text(json.dumps({"pid": os.getpid(), "started_at": time.time()}))
     tmux_socket = os.environ.get("FLOTILLA_TMUX_SOCKET", "flotilla")
     try:

@@ -137,6 +137,7 @@ def run_shell(
     try:
         exit_code = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
+        count("workspace.command_timed_out")
         timed_out = True
         _kill_group(proc)
         proc.wait()
