@@ -255,12 +255,12 @@ def test_spawn_depth_is_refused_past_the_limit(fleet: Fleet) -> None:
 
 def test_daemon_restart_readopts_running_agents(fleet: Fleet) -> None:
     script = (
-        '[[steps]]\naction = "sleep"\nseconds = 3\nheartbeat = 0.5\n'
+        '[[steps]]\naction = "sleep"\nseconds = 6\nheartbeat = 0.5\n'
         '[[steps]]\naction = "write"\npath = "done.txt"\ncontent = "x"\n'
     )
     scripted(fleet, script, extra="[limits]\nmax_concurrent = 10\n")
     fleet.run("fanout", "10", "pack", "-p", "x")
-    fleet.wait(lambda ws: all(w["state"] == "running" for w in ws.values()), what="all running")
+    fleet.wait(lambda ws: all(w["attempt"] == 1 for w in ws.values()), what="all started")
     pid = int(__import__("json").loads((fleet.home / "daemon.pid").read_text())["pid"])
     psutil.Process(pid).kill()
     psutil.Process(pid).wait(10)

@@ -104,6 +104,9 @@ class LimitsConfig(_Section):
     max_spawn_depth: Count = 2  # how deep agents may launch agents
     setup_timeout_s: Seconds = 900
     test_timeout_s: Seconds = 900
+    # Worktrees kept checked out in advance, so a launch costs a rename, not a checkout
+    # (see flotilla.orchestrator.pooling). 0: no pool.
+    worktree_pool: Count = 0
 
 
 class RetryConfig(_Section):
