@@ -23,9 +23,7 @@ def test_init_detects_python_and_refuses_to_overwrite(fleet: Fleet) -> None:
 def test_config_shows_origin_of_each_value(fleet: Fleet) -> None:
     (fleet.repo / ".flotilla").mkdir()
     (fleet.repo / ".flotilla" / "config.toml").write_text("[limits]\nmax_concurrent = 7\n")
-    data = fleet.json(
-        "config", "--show-origin", env={"FLOTILLA_PROJECT__DEFAULT_AGENT": "codex"}
-    )
+    data = fleet.json("config", "--show-origin", env={"FLOTILLA_PROJECT__DEFAULT_AGENT": "codex"})
     assert data["values"]["limits"]["max_concurrent"] == 7
     assert data["origins"]["limits.max_concurrent"].endswith("config.toml")
     assert data["origins"]["project.default_agent"] == "env FLOTILLA_PROJECT__DEFAULT_AGENT"

@@ -333,3 +333,15 @@ def test_daemon_status_and_stop(fleet: Fleet) -> None:
     assert status["running"] and status["health"]["status"] == "ok"
     fleet.run("daemon", "stop")
     assert fleet.run("daemon", "status", check=False).returncode == 1
+
+
+def test_stale_agent_without_restarts_left_fails_as_stale(fleet: Fleet) -> None:
+    script = '[[steps]]\naction = "silent"\nseconds = 60\n'
+    scripted(fleet, script, extra="[limits]\nstale_timeout_s = 1\nmax_restarts = 0\n")
+    fleet.run("create", "mute", "-p", "x")
+    worker = fleet.wait_terminal("mute", timeout=30)["mute"]
+    assert worker["state"] == "failed" and worker["outcome"] == "stale"
+    assert worker["attempt"] == 1
+    assert not psutil.pid_exists(worker["pid"]) or psutil.Process(worker["pid"]).status() == (
+        psutil.STATUS_ZOMBIE
+    )

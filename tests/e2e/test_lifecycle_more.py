@@ -81,8 +81,12 @@ text = "step two"
     scripted(fleet, script)
     fleet.run("create", "chatty", "-p", "x")
     proc = subprocess.run(
-        [*FLEET, "logs", "chatty", "-f"], cwd=fleet.repo, env=fleet.env,
-        capture_output=True, text=True, timeout=60,
+        [*FLEET, "logs", "chatty", "-f"],
+        cwd=fleet.repo,
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0
     assert "step one" in proc.stdout and "step two" in proc.stdout

@@ -145,13 +145,12 @@ class Supervisor:
         settings = RunSettings.from_dict(worker.settings)
         last_sign = max(worker.last_output_at or 0.0, worker.started_at or 0.0)
         if worker.state is not WorkerState.WAITING and now - last_sign > settings.stale_timeout_s:
-            self._handle_stale(worker, settings)
-        elif worker.started_at and now - worker.started_at > settings.timeout_s:
-            self._stop_process(worker)
-            verdict = TurnVerdict(
-                Outcome.TIMED_OUT, error=f"timed out after {settings.timeout_s:g}s"
-            )
-            self._begin_end(worker, tracker, None, verdict)
+            error = f"no output for {settings.stale_timeout_s:g}s"
+            self._begin_end(worker, None, None, TurnVerdict(Outcome.STALE, error=error), kill=True)
+        elif now - (worker.pid_started_at or now) > settings.timeout_s:  # this turn's age
+            error = f"timed out after {settings.timeout_s:g}s"
+            verdict = TurnVerdict(Outcome.TIMED_OUT, error=error)
+            self._begin_end(worker, tracker, None, verdict, kill=True)
 
     def _record_events(
         self, worker: Worker, events: list[AgentEvent], tracker: TurnTracker, now: float
@@ -169,18 +168,6 @@ class Supervisor:
             fields["state"] = WorkerState.RUNNING
         updated = self.store.update_worker(worker.id, **fields)
         worker.__dict__.update(updated.__dict__)
-
-    def _handle_stale(self, worker: Worker, settings: RunSettings) -> None:
-        self._stop_process(worker)
-        self._trackers.pop(worker.id, None)
-        if worker.restarts < settings.max_restarts:
-            count("supervisor.stale_restarts")
-            self._requeue(worker, "restart", restarts=worker.restarts + 1)
-            return
-        verdict = TurnVerdict(
-            Outcome.STALE, error=f"no output for {settings.stale_timeout_s:g}s, restarts used up"
-        )
-        self._begin_end(worker, None, None, verdict)
 
     def _stop_process(self, worker: Worker) -> None:
         if worker.interactive:
@@ -214,10 +201,12 @@ class Supervisor:
         tracker: TurnTracker | None,
         exit_code: int | None,
         verdict: TurnVerdict | None = None,
+        kill: bool = False,
     ) -> None:
+        """End a turn off the event loop: killing, git and tests can take a while."""
         self._ending.add(worker.id)
         task = asyncio.get_running_loop().create_task(
-            self._end_turn(worker, tracker, exit_code, verdict)
+            self._end_turn(worker, tracker, exit_code, verdict, kill)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -228,9 +217,10 @@ class Supervisor:
         tracker: TurnTracker | None,
         exit_code: int | None,
         verdict: TurnVerdict | None,
+        kill: bool,
     ) -> None:
         try:
-            await asyncio.to_thread(self._finish_turn, worker, tracker, exit_code, verdict)
+            await asyncio.to_thread(self._finish_turn, worker, tracker, exit_code, verdict, kill)
         except Exception:
             count("supervisor.end_turn_failed")
             log.exception("ending the turn of %s failed", worker.name)
@@ -245,7 +235,10 @@ class Supervisor:
         tracker: TurnTracker | None,
         exit_code: int | None,
         verdict: TurnVerdict | None,
+        kill: bool = False,
     ) -> None:
+        if kill:
+            self._stop_process(worker)
         if tracker is not None and exit_code is not None:
             final = tracker.finish(exit_code)
             append_transcript(Path(worker.run_dir), worker.attempt, final)
@@ -263,6 +256,10 @@ class Supervisor:
         if current.state not in ACTIVE:
             return  # cancelled or requeued while we were finishing
         settings = RunSettings.from_dict(current.settings)
+        if verdict.outcome is Outcome.STALE and current.restarts < settings.max_restarts:
+            count("supervisor.stale_restarts")
+            self._requeue(current, "restart", restarts=current.restarts + 1)
+            return
         if verdict.retryable and current.retries < settings.retry.max_retries:
             delay = backoff_delay(
                 current.retries + 1, settings.retry, verdict.retry_after, self.rng
