@@ -345,3 +345,26 @@ def test_stale_agent_without_restarts_left_fails_as_stale(fleet: Fleet) -> None:
     assert not psutil.pid_exists(worker["pid"]) or psutil.Process(worker["pid"]).status() == (
         psutil.STATUS_ZOMBIE
     )
+
+
+def test_prompt_to_a_running_headless_agent_waits_for_its_turn_to_end(fleet: Fleet) -> None:
+    script = """
+[[steps]]
+action = "sleep"
+seconds = 2
+heartbeat = 0.5
+[[on_prompt]]
+action = "write"
+path = "follow-up.txt"
+content = "{prompt}"
+"""
+    scripted(fleet, script)
+    fleet.run("create", "busy", "-p", "x")
+    fleet.wait(lambda ws: ws["busy"]["state"] == "running", what="running")
+    reply = fleet.json("prompt", "busy", "and then this")
+    assert reply["status"] == "queued until the current turn ends"
+    worker = fleet.wait(
+        lambda ws: ws["busy"]["attempt"] == 2 and ws["busy"]["state"] == "succeeded",
+        what="the queued prompt's turn",
+    )["busy"]
+    assert (Path(worker["worktree"]) / "follow-up.txt").read_text() == "and then this"

@@ -273,9 +273,7 @@ class Supervisor:
                 error=verdict.error,
             )
             return
-        if verdict.outcome in (Outcome.SUCCESS, Outcome.BLOCKED) and self.store.pending_prompts(
-            current.id
-        ):
+        if verdict.outcome is not Outcome.AUTH_FAILED and self.store.pending_prompts(current.id):
             self._requeue(current, "prompt")
             return
         result = assemble_result(current, verdict, exit_code)
