@@ -46,10 +46,19 @@ inspect.register(app)
 admin.register(app)
 
 
+def _hoist_json(argv: list[str]) -> list[str]:
+    """Accept `--json` anywhere before `--` (`fleet list --json` as well as `fleet --json list`)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--json" not in argv[:end]:
+        return argv
+    rest = [a for a in argv[:end] if a != "--json"] + argv[end:]
+    return ["--json", *rest]
+
+
 def run() -> None:
     """Console-script entry: map Flotilla's errors to one line and an exit code."""
     try:
-        app()
+        app(args=_hoist_json(sys.argv[1:]), prog_name="fleet")
     except FlotillaError as exc:
         count(f"cli.{type(exc).__name__}")
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)

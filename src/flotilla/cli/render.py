@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -38,6 +39,15 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
+def compact(number: int) -> str:
+    """1234 -> 1.2k, 2500000 -> 2.5M: tables stay narrow."""
+    if number < 1000:
+        return str(number)
+    if number < 1_000_000:
+        return f"{number / 1000:.1f}k"
+    return f"{number / 1_000_000:.1f}M"
+
+
 def megabytes(value: int | None) -> str:
     return "-" if value is None else f"{value / 1_048_576:.0f}M"
 
@@ -50,7 +60,14 @@ def runtime_of(worker: dict[str, Any]) -> float | None:
 
 
 def workers_table(workers: list[dict[str, Any]], title: str | None = None) -> Table:
-    table = Table(title=title, expand=False)
+    table = Table(
+        title=title,
+        expand=False,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     longest = max((len(w["name"]) for w in workers), default=4)
     table.add_column("name", no_wrap=True, min_width=longest)
     table.add_column("agent", no_wrap=True)
@@ -70,7 +87,7 @@ def workers_table(workers: list[dict[str, Any]], title: str | None = None) -> Ta
             "-" if cpu is None else f"{cpu:.0f}%",
             megabytes(w.get("rss_bytes")),
             duration(runtime_of(w)),
-            f"{w['input_tokens'] + w['output_tokens']:,}",
+            compact(w["input_tokens"] + w["output_tokens"]),
             f"${w['cost_usd']:.4f}",
             w.get("batch") or "",
         )
