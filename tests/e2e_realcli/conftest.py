@@ -22,6 +22,7 @@ for _folder in (_TESTS, _TESTS / "e2e"):
         sys.path.insert(0, str(_folder))
 
 from e2e_support import FLEET, Fleet, make_repo  # noqa: E402
+
 from fakemodels.clienv import bin_dir  # noqa: E402
 
 # A developer's real credentials or endpoints must never reach a test agent.
@@ -35,9 +36,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     repo = make_repo(tmp_path / "repo")
     home = tmp_path / "home"
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FLOTILLA_", *_PROVIDER_PREFIXES))
+        k: v for k, v in os.environ.items() if not k.startswith(("FLOTILLA_", *_PROVIDER_PREFIXES))
     }
     env.update(
         {

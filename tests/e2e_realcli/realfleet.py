@@ -46,9 +46,7 @@ class AgentSetup:
         return PRICES.get(self.kind)
 
 
-def configure(
-    fleet: Fleet, kind: str, fake: FakeModelServer, retry: Retry = Retry()
-) -> AgentSetup:
+def configure(fleet: Fleet, kind: str, fake: FakeModelServer, retry: Retry = Retry()) -> AgentSetup:
     """Write the project config that makes `kind` talk to `fake`; the CLI never retries."""
     root = fleet.repo.parent / "worktrees"
     agent_home = fleet.repo.parent / f"{kind}-home"

@@ -98,19 +98,19 @@ def test_unauthorized_run_fails_as_auth_failed_without_retry(
         setup = configure(fleet, kind, fake, Retry(base_delay_s=0.1, max_delay_s=0.5))
         create(fleet, setup, "denied", "write never.txt")
         worker = wait_done(fleet, "denied")
+        statuses = [r.status for r in fake.model_calls()]
 
     assert worker["state"] == "failed", describe(fleet, "denied")
     assert worker["outcome"] == "auth_failed", describe(fleet, "denied")
     assert worker["attempt"] == 1 and worker["retries"] == 0, worker
+    assert statuses == [401], statuses  # neither the CLI nor Flotilla tried again
     assert worker["error"]
     assert fleet.json("result", "denied")["outcome"] == "auth_failed"
     assert not target.exists()
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_follow_up_prompt_resumes_the_same_session(
-    kind: str, fleet: Fleet, tmp_path: Path
-) -> None:
+def test_follow_up_prompt_resumes_the_same_session(kind: str, fleet: Fleet, tmp_path: Path) -> None:
     require(kind)
     worktree = tmp_path / "worktrees" / "talker"
     script = Script(
@@ -147,8 +147,19 @@ def test_follow_up_prompt_resumes_the_same_session(
     assert result["summary"] == "Second done."
     assert result["session_id"] == first["session_id"]
     assert {"one.txt", "two.txt"} <= changed_paths(result)
-    # tokens accumulate over the turns: each turn makes two model calls
+    # Tokens and cost add up over the turns; each turn makes two model calls.
     first_in, first_out = script.usage_until(2)
     both_in, both_out = script.usage_until(4)
     assert (first["input_tokens"], first["output_tokens"]) == (first_in, first_out)
-    assert (result["input_tokens"], result["output_tokens"]) == (both_in, both_out)
+    totals = (result["input_tokens"], result["output_tokens"])
+    # codex reports thread-cumulative usage on resume (openai/codex#17539): Flotilla
+    # subtracts what the session reported before, so turns are not counted twice.
+    assert totals == (both_in, both_out)
+    price = setup.price()
+    if price is None:  # claude: the sum of the two runs' own figures
+        cli_results = [e for e in raw_events(fleet, "talker") if e.get("type") == "result"]
+        assert len(cli_results) == 2
+        expected = sum(e["total_cost_usd"] for e in cli_results)
+    else:
+        expected = (both_in * price[0] + both_out * price[1]) / 1_000_000
+    assert result["cost_usd"] == pytest.approx(expected, abs=1e-6)

@@ -71,6 +71,9 @@ class Executor(Protocol):
     install_hint: ClassVar[str]  # e.g. "npm install -g @openai/codex"
     supports_resume: ClassVar[bool]
     new_session_id: ClassVar[bool]  # True: Flotilla picks the session id up front (uuid4)
+    # True: a resumed turn's final USAGE is the whole session's running total (codex),
+    # so Flotilla subtracts what earlier turns of the session already reported.
+    session_cumulative_usage: ClassVar[bool]
 
     def headless(self, spec: LaunchSpec) -> Command:
         """Command for a headless turn (new session, or resume when spec.resume)."""

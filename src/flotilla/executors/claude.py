@@ -29,6 +29,7 @@ class ClaudeExecutor:
     install_hint: ClassVar[str] = "npm install -g @anthropic-ai/claude-code"
     supports_resume: ClassVar[bool] = True
     new_session_id: ClassVar[bool] = True
+    session_cumulative_usage: ClassVar[bool] = False
 
     def _common_flags(self, spec: LaunchSpec) -> tuple[list[str], dict[str, str]]:
         mode = spec.settings.permission_mode or DEFAULT_PERMISSION_MODE

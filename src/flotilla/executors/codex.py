@@ -27,6 +27,7 @@ class CodexExecutor:
     install_hint: ClassVar[str] = "npm install -g @openai/codex"
     supports_resume: ClassVar[bool] = True
     new_session_id: ClassVar[bool] = False  # thread.started says which id codex chose
+    session_cumulative_usage: ClassVar[bool] = True
 
     def _sandbox(self, spec: LaunchSpec) -> list[str]:
         mode = spec.settings.permission_mode or DEFAULT_SANDBOX

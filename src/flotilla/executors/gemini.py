@@ -26,6 +26,7 @@ class GeminiExecutor:
     install_hint: ClassVar[str] = "npm install -g @google/gemini-cli"
     supports_resume: ClassVar[bool] = True
     new_session_id: ClassVar[bool] = True
+    session_cumulative_usage: ClassVar[bool] = False
 
     def _flags(self, spec: LaunchSpec) -> list[str]:
         mode = spec.settings.permission_mode or DEFAULT_APPROVAL_MODE

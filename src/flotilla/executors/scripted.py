@@ -39,6 +39,7 @@ class ScriptedExecutor:
     install_hint: ClassVar[str] = "built into Flotilla: nothing to install"
     supports_resume: ClassVar[bool] = True
     new_session_id: ClassVar[bool] = True
+    session_cumulative_usage: ClassVar[bool] = False
 
     def _argv(self, spec: LaunchSpec, hooks: Path | None = None) -> list[str]:
         # -P: a `flotilla` folder in the worktree must not shadow the installed package.

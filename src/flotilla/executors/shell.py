@@ -40,6 +40,7 @@ class ShellExecutor:
     install_hint: ClassVar[str] = 'set [agents.shell] command = "..." (any command line)'
     supports_resume: ClassVar[bool] = False
     new_session_id: ClassVar[bool] = False
+    session_cumulative_usage: ClassVar[bool] = False
 
     def _argv(self, spec: LaunchSpec) -> list[str]:
         settings = spec.settings

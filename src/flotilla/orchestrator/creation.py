@@ -27,6 +27,7 @@ from flotilla.orchestrator.turns import save_env
 from flotilla.store.base import Store
 from flotilla.workspace.repo import is_valid_branch_name, resolve_ref
 from flotilla.workspace.setup import copy_credential_files, run_setup_commands
+from flotilla.workspace.pool import WorktreePool
 from flotilla.workspace.worktrees import create_worktree, remove_worktree
 
 
@@ -56,8 +57,13 @@ def _require_binary(agent: str, binary: str | None, env: dict[str, str]) -> None
         )
 
 
-def plan_worker(request: CreateRequest, loaded: LoadedConfig, store: Store) -> Worker:
-    """Every check that needs no side effect, so bad input creates nothing."""
+def plan_worker(
+    request: CreateRequest, loaded: LoadedConfig, store: Store, *, base_commit: str | None = None
+) -> Worker:
+    """Every check that needs no side effect, so bad input creates nothing.
+
+    `base_commit`: the base ref already resolved (a batch resolves it once for all).
+    """
     config = loaded.config
     repo = Path(request.project)
     name = validate_name(request.name)
@@ -79,7 +85,8 @@ def plan_worker(request: CreateRequest, loaded: LoadedConfig, store: Store) -> W
         )
     agent_settings = config.agent_settings(agent)
     _require_binary(agent, agent_settings.binary, request.env)
-    base_commit = resolve_ref(repo, request.base_ref or config.project.base_ref)
+    if base_commit is None:
+        base_commit = resolve_ref(repo, request.base_ref or config.project.base_ref)
     if store.find_worker(str(repo), name) is not None:
         raise UsageError(
             f"a worker named {name!r} already exists in this project "
@@ -124,21 +131,48 @@ def plan_worker(request: CreateRequest, loaded: LoadedConfig, store: Store) -> W
 
 
 def prepare_worker(
-    worker: Worker, request: CreateRequest, loaded: LoadedConfig, store: Store
+    worker: Worker,
+    request: CreateRequest,
+    loaded: LoadedConfig,
+    store: Store,
+    *,
+    pool: WorktreePool | None = None,
 ) -> Worker:
-    """Store the row, make the worktree, copy credentials, run setup. Undo all on failure."""
+    """Store the row, make the worktree, copy credentials, run setup. Undo all on failure.
+
+    With a pool, the worktree is claimed from it (a rename, not a checkout).
+    """
+    worker = store.create_worker(worker)
+    make_workspace(worker, request, loaded, store, pool=pool)
+    return publish_worker(worker, store)
+
+
+def make_workspace(
+    worker: Worker,
+    request: CreateRequest,
+    loaded: LoadedConfig,
+    store: Store,
+    *,
+    pool: WorktreePool | None = None,
+) -> None:
+    """The worktree of a stored worker, with credentials and setup; on failure, the
+    worktree, branch, run folder and row are removed and the error re-raised."""
     config = loaded.config
     repo = Path(worker.project)
     worktree = Path(worker.settings["worktree_path"])
     run_dir = Path(worker.run_dir)
-    worker = store.create_worker(worker)
     made_worktree = False
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_env(run_dir, request.env)
-        create_worktree(repo, worktree, worker.branch, worker.settings["base_commit"])
+        base = worker.settings["base_commit"]
+        if pool is not None:
+            pool.claim(worker.branch, base, worktree)
+        else:
+            create_worktree(repo, worktree, worker.branch, base)
         made_worktree = True
-        copy_credential_files(repo, worktree, list(config.project.credential_files))
+        if config.project.credential_files:
+            copy_credential_files(repo, worktree, list(config.project.credential_files))
         commands = config.project.quick_setup if request.quick else config.project.setup_commands
         if commands:
             run_setup_commands(
@@ -148,11 +182,15 @@ def prepare_worker(
                 timeout=config.limits.setup_timeout_s,
                 log_path=run_dir / "setup.log",
             )
-        return store.update_worker(worker.id, worktree=str(worktree))
     except BaseException:
         count("service.launch_rolled_back")
         undo_worker(worker, made_worktree, store)
         raise
+
+
+def publish_worker(worker: Worker, store: Store) -> Worker:
+    """Make a prepared worker admissible: the supervisor starts rows that name a worktree."""
+    return store.update_worker(worker.id, worktree=worker.settings["worktree_path"])
 
 
 def undo_worker(worker: Worker, made_worktree: bool, store: Store) -> None:

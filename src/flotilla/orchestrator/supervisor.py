@@ -47,6 +47,7 @@ IDENTITY_FILE = "identity.json"
 RESTART_PROMPT = (
     "Continue the task where you left off. (Flotilla restarted you after a period with no output.)"
 )
+SESSION_USAGE = "session_usage"  # usage the session reported so far (cumulative CLIs)
 VANISHED = -1  # exit code recorded when the process died without leaving its exit status
 
 
@@ -117,6 +118,7 @@ class Supervisor:
                 worker.interactive,
                 offset=worker.out_offset,
                 price=Price.from_dict(raw_price) if raw_price else None,
+                session_base=UsageDelta.from_dict(worker.settings.get(SESSION_USAGE)),
             )
             self._trackers[worker.id] = tracker
         return tracker
@@ -242,10 +244,13 @@ class Supervisor:
         if tracker is not None and exit_code is not None:
             final = tracker.finish(exit_code)
             append_transcript(Path(worker.run_dir), worker.attempt, final)
-            if final:
-                fields = _usage_fields(worker, tracker.account(final))
-                if fields:
-                    worker = self.store.update_worker(worker.id, **fields)
+            fields = _usage_fields(worker, tracker.account(final)) if final else {}
+            if tracker.session_totals is not None:
+                kept = dict(worker.settings)
+                kept[SESSION_USAGE] = tracker.session_totals.to_dict()
+                fields["settings"] = kept
+            if fields:
+                worker = self.store.update_worker(worker.id, **fields)
             verdict = verdict or judge_turn(tracker.events, exit_code)
             if exit_code == VANISHED:
                 verdict = TurnVerdict(
@@ -350,6 +355,8 @@ class Supervisor:
         now = self.clock()
         settings = dict(worker.settings)
         settings.pop("next_turn", None)
+        if not resume:
+            settings.pop(SESSION_USAGE, None)  # a new session counts from zero
         self.store.update_worker(
             worker.id,
             state=WorkerState.RUNNING,

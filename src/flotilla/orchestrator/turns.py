@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flotilla.domain.events import AgentEvent, EventKind
 from flotilla.domain.worker import Worker
@@ -119,6 +120,19 @@ class UsageDelta:
     output_tokens: int = 0
     cost_usd: float = 0.0
 
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> UsageDelta | None:
+        if not raw:
+            return None
+        return cls(int(raw["input_tokens"]), int(raw["output_tokens"]), float(raw["cost_usd"]))
+
 
 class TurnTracker:
     """Follows one attempt's output. Rebuilt after a daemon restart by replaying the
@@ -132,6 +146,7 @@ class TurnTracker:
         interactive: bool,
         offset: int = 0,
         price: Price | None = None,
+        session_base: UsageDelta | None = None,
     ):
         self.folder = folder
         self.interactive = interactive
@@ -139,6 +154,9 @@ class TurnTracker:
         self.price = price
         self.events: list[AgentEvent] = []
         self._counted = UsageDelta()  # what this turn already added to the worker's totals
+        # What earlier turns of this session reported, for CLIs whose totals accumulate.
+        self._base = session_base if executor.session_cumulative_usage else None
+        self.session_totals: UsageDelta | None = None  # this turn's final, as reported
         stdout = folder / "stdout"
         if offset and not interactive and stdout.exists():
             with stdout.open("rb") as handle:
@@ -188,11 +206,10 @@ class TurnTracker:
             if cost is None:
                 cost = usage_cost(usage, self.price) if self.price is not None else 0.0
             if event.data.get("final"):
-                step = UsageDelta(
-                    usage.input_tokens - self._counted.input_tokens,
-                    usage.output_tokens - self._counted.output_tokens,
-                    cost - self._counted.cost_usd,
-                )
+                reported = UsageDelta(usage.input_tokens, usage.output_tokens, cost)
+                self.session_totals = reported
+                turn = _minus(reported, self._base) if self._base else reported
+                step = _minus(turn, self._counted)
             else:
                 step = UsageDelta(usage.input_tokens, usage.output_tokens, cost)
             self._counted = _plus(self._counted, step)
@@ -213,6 +230,12 @@ class TurnTracker:
 def _plus(a: UsageDelta, b: UsageDelta) -> UsageDelta:
     return UsageDelta(
         a.input_tokens + b.input_tokens, a.output_tokens + b.output_tokens, a.cost_usd + b.cost_usd
+    )
+
+
+def _minus(a: UsageDelta, b: UsageDelta) -> UsageDelta:
+    return UsageDelta(
+        a.input_tokens - b.input_tokens, a.output_tokens - b.output_tokens, a.cost_usd - b.cost_usd
     )
 
 
