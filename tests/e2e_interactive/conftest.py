@@ -22,6 +22,8 @@ if _E2E not in sys.path:
 
 from e2e_support import FLEET, Fleet, make_repo  # noqa: E402
 
+from flotilla.runtime.tmux import TmuxSession  # noqa: E402
+
 
 def require_tmux() -> str:
     tmux = shutil.which("tmux")
@@ -55,8 +57,4 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     subprocess.run(
         [*FLEET, "daemon", "stop"], env=env, capture_output=True, timeout=60, cwd=repo, check=False
     )
-    subprocess.run(
-        ["tmux", "-L", env["FLOTILLA_TMUX_SOCKET"], "kill-server"],
-        capture_output=True,
-        check=False,
-    )
+    TmuxSession(env["FLOTILLA_TMUX_SOCKET"]).kill_server()  # also removes the socket file

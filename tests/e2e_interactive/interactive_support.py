@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -109,3 +110,10 @@ def gone(proc: psutil.Process) -> bool:
 def hook_records(run_dir: str | Path) -> list[str]:
     path = Path(run_dir) / "hooks.jsonl"
     return path.read_text().splitlines() if path.exists() else []
+
+
+def transcript(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The worker's normalized events (events.jsonl), as `fleet logs` shows them."""
+    path = Path(run_dir) / "events.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines if line.strip()]

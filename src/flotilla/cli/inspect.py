@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -108,7 +109,7 @@ def logs(
 def _print_records(records: list[dict[str, Any]]) -> None:
     for record in records:
         if STATE.json_output:
-            print_json(record)
+            print(json.dumps(record), flush=True)  # one object per line, like the file
         else:
             console.print(format_record(record), highlight=False, markup=False)
 

@@ -6,29 +6,36 @@ the branch and the store row it made, and says why.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flotilla.config.loader import LoadedConfig
 from flotilla.config.paths import runs_dir
 from flotilla.counters import count
-from flotilla.domain.errors import UsageError
+from flotilla.domain.errors import FlotillaError, UsageError
 from flotilla.domain.names import validate_name
 from flotilla.domain.states import WorkerState
 from flotilla.domain.worker import Worker
 from flotilla.executors.pricing import find_price
 from flotilla.executors.registry import get_executor
 from flotilla.orchestrator.policy import RetryPolicy
+from flotilla.orchestrator.pooling import worktree_root
 from flotilla.orchestrator.snapshot import RunSettings
 from flotilla.orchestrator.turns import save_env
 from flotilla.store.base import Store
+from flotilla.workspace.pool import WorktreePool
 from flotilla.workspace.repo import is_valid_branch_name, resolve_ref
 from flotilla.workspace.setup import copy_credential_files, run_setup_commands
-from flotilla.workspace.pool import WorktreePool
 from flotilla.workspace.worktrees import create_worktree, remove_worktree
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,7 +99,7 @@ def plan_worker(
             f"a worker named {name!r} already exists in this project "
             f"(pick another name or `fleet kill {name}` first)"
         )
-    root = loaded.worktree_root or repo / ".flotilla-worktrees"
+    root = worktree_root(loaded, repo)
     model = request.model or agent_settings.model
     price = find_price(model, loaded.prices()) if model else None
     limits = config.limits
@@ -202,3 +209,75 @@ def undo_worker(worker: Worker, made_worktree: bool, store: Store) -> None:
         )
     shutil.rmtree(worker.run_dir, ignore_errors=True)
     store.delete_worker(worker.id)
+
+
+# -- batches -------------------------------------------------------------------------
+
+BATCH_THREADS = 4  # worktrees made at once: git is mostly process start-up and file writes
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch made, in request order, and what failed (each failure undone)."""
+
+    created: list[Worker] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (name, one-line reason)
+
+
+def create_batch(
+    requests: Sequence[CreateRequest],
+    loaded_for: Callable[[CreateRequest], LoadedConfig],
+    store: Store,
+    *,
+    pool_for: Callable[[CreateRequest, LoadedConfig], WorktreePool | None] = lambda r, c: None,
+    on_ready: Callable[[Worker], None] = lambda w: None,
+    threads: int = BATCH_THREADS,
+) -> BatchOutcome:
+    """Many workers at once: validate all first (bad input creates nothing), store the rows
+    in request order, make the worktrees concurrently, and release each worker to the
+    supervisor as soon as it and every worker before it is ready, so admission keeps
+    the request order. A worker whose worktree or setup fails is undone and listed in
+    `failed`; the others go ahead."""
+    seen = Counter((r.project, r.name) for r in requests)
+    twice = sorted(name for (_, name), times in seen.items() if times > 1)
+    if twice:
+        raise UsageError(f"the batch names {twice[0]!r} twice: give each worker its own name")
+    configs = [loaded_for(r) for r in requests]
+    keys = [
+        (r.project, r.base_ref or c.config.project.base_ref)
+        for r, c in zip(requests, configs, strict=True)
+    ]
+    bases = {key: resolve_ref(Path(key[0]), key[1]) for key in dict.fromkeys(keys)}
+
+    def plan(request: CreateRequest, loaded: LoadedConfig, key: tuple[str, str]) -> Worker:
+        return plan_worker(request, loaded, store, base_commit=bases[key])
+
+    width = max(1, min(threads, len(requests)))
+    with ThreadPoolExecutor(width, thread_name_prefix="create") as executor:
+        plans = list(executor.map(plan, requests, configs, keys))
+        outcome = BatchOutcome()
+        stored: list[tuple[Worker, CreateRequest, LoadedConfig]] = []
+        for worker, request, loaded in zip(plans, requests, configs, strict=True):
+            try:
+                stored.append((store.create_worker(worker), request, loaded))
+            except FlotillaError as exc:
+                count("service.batch_worker_failed")
+                outcome.failed.append((worker.name, str(exc)))
+        futures = [
+            executor.submit(
+                make_workspace, worker, request, loaded, store, pool=pool_for(request, loaded)
+            )
+            for worker, request, loaded in stored
+        ]
+        for (worker, _, _), future in zip(stored, futures, strict=True):
+            try:
+                future.result()
+                ready = publish_worker(worker, store)
+            except Exception as exc:  # one worker's failure is not the batch's
+                count("service.batch_worker_failed")
+                log.exception("creating worker %s failed", worker.name)
+                outcome.failed.append((worker.name, str(exc) or type(exc).__name__))
+                continue
+            outcome.created.append(ready)
+            on_ready(ready)
+    return outcome

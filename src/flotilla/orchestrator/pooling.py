@@ -2,8 +2,8 @@
 
 A launch claims a pre-made worktree (a rename and a branch switch) instead of
 checking out the whole tree. Refilling happens in one background thread per
-pool, at the lowest CPU priority (its git children inherit it), so a refill
-never slows the agents or the launches it is preparing for.
+pool, on idle CPU time only (its git children inherit that), so a refill
+does not slow the agents or the launches it is preparing for.
 
 The pool lives in `<worktree root>/.pool`: on the same filesystem as the
 worktrees (a claim is a rename), and a name no worker can take (worker names
@@ -111,9 +111,16 @@ class PoolKeeper:
                 self._refilling.discard(key)
 
     def _lower_priority(self) -> None:
-        """Nice this thread; the git processes it starts inherit the value."""
+        """Run this thread, and the git processes it starts (they inherit it), only on CPU
+        time nobody else wants (SCHED_IDLE), else at the lowest nice value."""
+        tid = threading.get_native_id()
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (OSError, AttributeError):
+            count("orchestrator.pool_sched_idle_unavailable")
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, self._nice)
         except OSError:
             count("orchestrator.pool_nice_failed")
 

@@ -21,7 +21,14 @@ from flotilla.counters import count
 from flotilla.domain.errors import NotFound, UsageError
 from flotilla.domain.states import Outcome, WorkerState
 from flotilla.domain.worker import Worker
-from flotilla.orchestrator.creation import CreateRequest, plan_worker, prepare_worker
+from flotilla.orchestrator.creation import (
+    BatchOutcome,
+    CreateRequest,
+    create_batch,
+    plan_worker,
+    prepare_worker,
+)
+from flotilla.orchestrator.pooling import PoolKeeper
 from flotilla.orchestrator.snapshot import RunSettings
 from flotilla.orchestrator.turns import TRANSCRIPT_FILE, attempt_dir, tmux_session_name
 from flotilla.runtime.process import ProcessIdentity, is_alive, kill_tree, tree_usage
@@ -62,6 +69,7 @@ class FleetService:
         self.tmux = TmuxSession(tmux_socket)
         self.on_change = on_change  # wakes the supervisor
         self._configs: dict[str, tuple[float, LoadedConfig]] = {}
+        self.pools = PoolKeeper()  # warm worktrees of projects with limits.worktree_pool > 0
 
     # -- config ----------------------------------------------------------------
 
@@ -88,9 +96,34 @@ class FleetService:
     def create_worker(self, request: CreateRequest) -> Worker:
         loaded = self.config_for(request.project, request.env)
         worker = plan_worker(request, loaded, self.store)
-        worker = prepare_worker(worker, request, loaded, self.store)
+        repo = Path(request.project)
+        pool = self.pools.pool(loaded, repo)
+        worker = prepare_worker(worker, request, loaded, self.store, pool=pool)
         self.on_change()
+        self.pools.refill_later(loaded, repo)
         return worker
+
+    def create_workers(self, requests: list[CreateRequest]) -> BatchOutcome:
+        """Many workers in one call: all validated first, worktrees made concurrently,
+        each released to the supervisor as soon as it is ready (in request order)."""
+        loaded: dict[tuple[str, tuple[tuple[str, str], ...]], LoadedConfig] = {}
+
+        def loaded_for(request: CreateRequest) -> LoadedConfig:
+            key = (request.project, tuple(sorted(request.env.items())))
+            if key not in loaded:
+                loaded[key] = self.config_for(request.project, request.env)
+            return loaded[key]
+
+        outcome = create_batch(
+            requests,
+            loaded_for,
+            self.store,
+            pool_for=lambda request, config: self.pools.pool(config, Path(request.project)),
+            on_ready=lambda _: self.on_change(),
+        )
+        for (project, _), config in loaded.items():
+            self.pools.refill_later(config, Path(project))
+        return outcome
 
     def get_worker(self, project: str, name: str) -> Worker:
         worker = self.store.find_worker(project, name)
@@ -187,6 +220,11 @@ class FleetService:
         probe = text.strip().splitlines()[0][:40]
         for _ in range(20):  # confirm within ~2 s
             if probe in self.tmux.capture(name, lines=200):
+                # It works again: watch it for staleness from now on.
+                fields: dict[str, Any] = {"last_output_at": time.time()}
+                if worker.state is WorkerState.WAITING:
+                    fields["state"] = WorkerState.RUNNING
+                self.store.update_worker(worker.id, **fields)
                 return {"status": "delivered"}
             time.sleep(0.1)
         count("service.pane_prompt_unconfirmed")

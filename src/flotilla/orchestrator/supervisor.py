@@ -47,6 +47,7 @@ IDENTITY_FILE = "identity.json"
 RESTART_PROMPT = (
     "Continue the task where you left off. (Flotilla restarted you after a period with no output.)"
 )
+HOOKS_START = "hooks_start"  # where this turn's lines begin in the hooks file
 SESSION_USAGE = "session_usage"  # usage the session reported so far (cumulative CLIs)
 VANISHED = -1  # exit code recorded when the process died without leaving its exit status
 
@@ -119,6 +120,7 @@ class Supervisor:
                 offset=worker.out_offset,
                 price=Price.from_dict(raw_price) if raw_price else None,
                 session_base=UsageDelta.from_dict(worker.settings.get(SESSION_USAGE)),
+                hooks_start=int(worker.settings.get(HOOKS_START, 0)),
             )
             self._trackers[worker.id] = tracker
         return tracker
@@ -128,10 +130,9 @@ class Supervisor:
             self._adopt_unrecorded_start(worker)
             return
         tracker = self._tracker(worker)
-        before = tracker.offset
         events = tracker.poll()
         now = self.clock()
-        if events or tracker.offset != before:
+        if events or tracker.activity:
             self._record_events(worker, events, tracker, now)
         exit_code = read_exit(attempt_dir(worker))
         if exit_code is None and not is_alive(
@@ -163,7 +164,9 @@ class Supervisor:
         for event in events:
             if event.kind is EventKind.SESSION_STARTED and event.session_id:
                 fields["session_id"] = event.session_id
-        if any(e.kind is EventKind.WAITING for e in events):
+        # An interactive agent that ended its turn sits at its prompt waiting for a person.
+        idle = (EventKind.WAITING, EventKind.RESULT) if worker.interactive else (EventKind.WAITING,)
+        if events and events[-1].kind in idle:
             if worker.state is not WorkerState.WAITING:
                 fields["state"] = WorkerState.WAITING
         elif events and worker.state is not WorkerState.RUNNING:
@@ -355,6 +358,7 @@ class Supervisor:
         now = self.clock()
         settings = dict(worker.settings)
         settings.pop("next_turn", None)
+        settings[HOOKS_START] = started.hooks_start
         if not resume:
             settings.pop(SESSION_USAGE, None)  # a new session counts from zero
         self.store.update_worker(

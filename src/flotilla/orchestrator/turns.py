@@ -61,6 +61,7 @@ class StartedTurn:
     identity: ProcessIdentity
     attempt: int
     session_id: str | None
+    hooks_start: int  # size of the hooks file before this turn: later lines are its own
 
 
 def start_turn(
@@ -98,6 +99,8 @@ def start_turn(
             "FLOTILLA_PROJECT": worker.project,
         }
     )
+    hooks = Path(worker.run_dir) / HOOKS_FILE
+    hooks_start = hooks.stat().st_size if hooks.exists() else 0
     if worker.interactive:
         command = executor.interactive(spec)
         identity = TmuxSession(tmux_socket).new_session(
@@ -111,7 +114,7 @@ def start_turn(
     else:
         command = executor.headless(spec)
         identity = launch_detached(command, folder, env)
-    return StartedTurn(identity, attempt, session_id)
+    return StartedTurn(identity, attempt, session_id, hooks_start)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ class UsageDelta:
 class TurnTracker:
     """Follows one attempt's output. Rebuilt after a daemon restart by replaying the
     output up to the stored offset, so no event is emitted or counted twice and parser
-    state is whole again."""
+    state is whole again; what came after the offset is new, even if it was written
+    while no daemon was watching."""
 
     def __init__(
         self,
@@ -147,6 +151,7 @@ class TurnTracker:
         offset: int = 0,
         price: Price | None = None,
         session_base: UsageDelta | None = None,
+        hooks_start: int = 0,
     ):
         self.folder = folder
         self.interactive = interactive
@@ -157,37 +162,43 @@ class TurnTracker:
         # What earlier turns of this session reported, for CLIs whose totals accumulate.
         self._base = session_base if executor.session_cumulative_usage else None
         self.session_totals: UsageDelta | None = None  # this turn's final, as reported
+        # The recorded offset is in the file events come from: the agent's stdout when
+        # headless; the hooks file when interactive (the pane log is for people).
         stdout = folder / "stdout"
-        if offset and not interactive and stdout.exists():
-            with stdout.open("rb") as handle:
-                data = handle.read(offset)
+        hooks = Path(folder).parent / HOOKS_FILE
+        source = hooks if interactive else stdout
+        start = hooks_start if interactive else 0
+        offset = max(offset, start)
+        if offset > start and source.exists():
+            with source.open("rb") as handle:
+                handle.seek(start)
+                data = handle.read(offset - start)
             for line in data.decode("utf-8", errors="replace").splitlines():
-                replayed = self.parser.feed(line)
+                replayed = self._parse(line)
                 self.events.extend(replayed)
                 self.account(replayed)  # already in the store: only rebuild the tally
-        self._out = OutputTail(stdout, offset=offset if not interactive else 0)
-        self._hooks = OutputTail(Path(folder).parent / HOOKS_FILE, offset=0)
-        if interactive:
-            for line in self._hooks.read_lines():  # hooks are small; replay in full
-                event = parse_hook_line(line)
-                if event is not None:
-                    self.events.append(event)
+        self._events_tail = OutputTail(source, offset=offset)
+        self._pane_tail = OutputTail(stdout) if interactive else None
+        self.activity = False  # output seen in the last poll (for stale detection)
+
+    def _parse(self, line: str) -> list[AgentEvent]:
+        if not self.interactive:
+            return self.parser.feed(line)
+        event = parse_hook_line(line)
+        return [] if event is None else [event]
 
     @property
     def offset(self) -> int:
-        return self._out.offset
+        return self._events_tail.offset
 
     def poll(self) -> list[AgentEvent]:
+        before = self._events_tail.offset
         new: list[AgentEvent] = []
-        if self.interactive:
-            self._out.read_lines()  # the pane log is for people; events come from hooks
-            for line in self._hooks.read_lines():
-                event = parse_hook_line(line)
-                if event is not None:
-                    new.append(event)
-        else:
-            for line in self._out.read_lines():
-                new.extend(self.parser.feed(line))
+        for line in self._events_tail.read_lines():
+            new.extend(self._parse(line))
+        self.activity = self._events_tail.offset != before
+        if self._pane_tail is not None:
+            self.activity = bool(self._pane_tail.read_lines()) or self.activity
         self.events.extend(new)
         return new
 

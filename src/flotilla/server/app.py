@@ -33,6 +33,10 @@ class CreateBody(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
 
 
+class BatchBody(BaseModel):
+    workers: list[CreateBody] = Field(min_length=1, max_length=1000)
+
+
 class PromptBody(BaseModel):
     text: str
 
@@ -62,6 +66,16 @@ def build_app(service: FleetService, started_at: float | None = None) -> FastAPI
     async def create(body: CreateBody) -> dict[str, Any]:
         worker = await run_blocking(service.create_worker, CreateRequest(**body.model_dump()))
         return dict(worker.to_dict())
+
+    @app.post("/workers/batch")
+    async def create_batch(body: BatchBody) -> dict[str, Any]:
+        """Create many workers in one request; worktrees are made concurrently."""
+        requests = [CreateRequest(**w.model_dump()) for w in body.workers]
+        outcome = await run_blocking(service.create_workers, requests)
+        return {
+            "created": [w.to_dict() for w in outcome.created],
+            "failed": [{"name": name, "error": error} for name, error in outcome.failed],
+        }
 
     @app.get("/workers")
     async def list_workers(
