@@ -4,13 +4,18 @@ real `fleet` CLI run as a subprocess, and its daemon stopped afterwards."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from flotilla.runtime.tmux import TmuxSession
 
 FLEET = [sys.executable, "-m", "flotilla.cli"]
 GIT_ID = ["-c", "user.name=Flotilla Test", "-c", "user.email=test@flotilla.invalid"]
@@ -96,3 +101,64 @@ def make_repo(path: Path) -> Path:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     return path
+
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@contextmanager
+def fleet_session(
+    tmp_path: Path,
+    *,
+    drop_env_prefixes: tuple[str, ...] = (),
+    path_first: Path | None = None,
+) -> Iterator[Fleet]:
+    """A repository, a private state home and tmux socket; afterwards every agent still
+    running is killed (agents outlive the daemon), the daemon stopped, tmux ended."""
+    repo = make_repo(tmp_path / "repo")
+    home = tmp_path / "home"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLOTILLA_", *drop_env_prefixes)) and k != "TMUX"
+    }
+    if path_first is not None:
+        env["PATH"] = os.pathsep.join([str(path_first), env.get("PATH", "/usr/bin:/bin")])
+    env.update(
+        {
+            "FLOTILLA_HOME": str(home),
+            "FLOTILLA_USER_CONFIG": str(tmp_path / "user-config.toml"),
+            "FLOTILLA_TMUX_SOCKET": f"flotilla-test-{os.getpid()}-{tmp_path.name}",
+            "GIT_AUTHOR_NAME": "Flotilla Test",
+            "GIT_AUTHOR_EMAIL": "test@flotilla.invalid",
+            "GIT_COMMITTER_NAME": "Flotilla Test",
+            "GIT_COMMITTER_EMAIL": "test@flotilla.invalid",
+        }
+    )
+    fleet = Fleet(repo, home, env)
+    try:
+        yield fleet
+    finally:
+        _stop_leftover_agents(fleet)
+        subprocess.run(
+            [*FLEET, "daemon", "stop"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            cwd=repo,
+            check=False,
+        )
+        if shutil.which("tmux"):
+            TmuxSession(env["FLOTILLA_TMUX_SOCKET"]).kill_server()
+
+
+def _stop_leftover_agents(fleet: Fleet) -> None:
+    """A failed test may leave an agent running: kill it."""
+    if not fleet.home.exists():
+        return  # the daemon never started
+    listed = fleet.run("--json", "list", check=False, timeout=30)
+    if listed.returncode != 0:
+        return
+    for worker in json.loads(listed.stdout or "[]"):
+        if worker["state"] not in TERMINAL:
+            fleet.run("kill", worker["name"], "--force", check=False, timeout=60)

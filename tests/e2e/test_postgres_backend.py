@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from e2e_support import Fleet
-from sqlalchemy.engine import make_url
-
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    base = os.environ.get("FLOTILLA_TEST_PG_URL", DEFAULT_PG_URL)
-    try:
-        admin = psycopg.connect(base, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        reason = f"PostgreSQL is not reachable at {base}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    name = f"flotilla_e2e_{secrets.token_hex(6)}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_url(base).set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.postgres
-def test_workers_run_and_are_stored_in_postgres(fleet: Fleet, pg_url: str) -> None:
+def test_workers_run_and_are_stored_in_postgres(fleet: Fleet, pg_database: str) -> None:
+    pg_url = pg_database
     fleet.env["FLOTILLA_DATABASE_URL"] = pg_url
     script = fleet.script("pg", '[[steps]]\naction = "write"\npath = "pg.txt"\ncontent = "x"\n')
     (fleet.repo / ".flotilla").mkdir()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,12 +24,8 @@ from interactive_support import (
     wait_state,
 )
 
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-
-from fakemodels import FakeModelServer, FinalText, Script, WriteFile, fake_server  # noqa: E402
-from fakemodels.clienv import MODELS, cli_env, launcher, missing_reason  # noqa: E402
+from fakemodels import FakeModelServer, FinalText, Script, WriteFile, fake_server
+from fakemodels.clienv import MODELS, cli_env, launcher, missing_reason
 
 pytestmark = [pytest.mark.tmux, pytest.mark.real_cli, pytest.mark.slow]
 

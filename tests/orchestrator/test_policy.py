@@ -39,8 +39,11 @@ def ev(kind: EventKind, **kw: object) -> AgentEvent:
 
 def test_success_carries_summary_and_next_steps() -> None:
     verdict = judge_turn(
-        [ev(EventKind.TEXT, text="hi"),
-         ev(EventKind.RESULT, text="done", data={"next_steps": ["docs"]})], 0
+        [
+            ev(EventKind.TEXT, text="hi"),
+            ev(EventKind.RESULT, text="done", data={"next_steps": ["docs"]}),
+        ],
+        0,
     )
     assert verdict.outcome is Outcome.SUCCESS
     assert verdict.summary == "done" and verdict.next_steps == ("docs",)
@@ -56,9 +59,7 @@ def test_rate_limit_then_failure_is_retryable_but_rate_limit_then_success_is_not
 
 
 def test_auth_failure_wins_and_is_not_retryable() -> None:
-    verdict = judge_turn(
-        [ev(EventKind.RATE_LIMITED), ev(EventKind.AUTH_FAILED, text="401")], 1
-    )
+    verdict = judge_turn([ev(EventKind.RATE_LIMITED), ev(EventKind.AUTH_FAILED, text="401")], 1)
     assert verdict.outcome is Outcome.AUTH_FAILED and not verdict.retryable
 
 

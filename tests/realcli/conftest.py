@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-# `fakemodels` and `realcli` are imported by name: the tests folder must be on sys.path
-# (redundant once the pytest configuration says `pythonpath = ["tests"]`).
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
 
 
 @pytest.fixture
