@@ -10,7 +10,7 @@ import sys
 import typer
 
 from flotilla import __version__
-from flotilla.cli import admin, inspect, launch
+from flotilla.cli import admin, inspect, integrate, launch
 from flotilla.cli.render import err_console
 from flotilla.cli.state import STATE
 from flotilla.counters import count
@@ -44,6 +44,7 @@ def main(
 launch.register(app)
 inspect.register(app)
 admin.register(app)
+integrate.register(app)
 
 
 def _hoist_json(argv: list[str]) -> list[str]:

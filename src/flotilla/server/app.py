@@ -16,6 +16,7 @@ from flotilla.domain.states import WorkerState
 from flotilla.orchestrator.creation import CreateRequest
 from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.orchestrator.turns import tmux_session_name
+from flotilla.server.routes_integration import integration_router
 
 
 class CreateBody(BaseModel):
@@ -133,4 +134,5 @@ def build_app(service: FleetService, started_at: float | None = None) -> FastAPI
     async def repair(project: str) -> list[str]:
         return list(await run_blocking(service.repair, project))
 
+    app.include_router(integration_router(service))
     return app

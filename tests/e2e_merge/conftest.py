@@ -1,0 +1,15 @@
+"""Fixtures for the merge, conflicts and pull-request end-to-end tests (see e2e_support)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_support import Fleet, fleet_session
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    with fleet_session(tmp_path) as session:
+        yield session
