@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flotilla.cli.render import console, err_console, print_json
 from flotilla.cli.state import STATE
@@ -28,35 +28,42 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
 
 
 def _create_all(specs: list[dict[str, Any]], batch: str | None) -> list[dict[str, Any]]:
-    """Create workers one by one with a progress bar; stop at the first failure."""
+    """Create the workers: one request, so the daemon makes their worktrees in parallel.
+
+    Bad input anywhere creates nothing (exit 2). A worker whose set-up fails is
+    reported and undone while the others go ahead; then the command exits 1.
+    """
     depth, parent = STATE.spawn_depth()
     base_default = STATE.default_base()
     project = str(STATE.project())
-    created: list[dict[str, Any]] = []
-    show = len(specs) > 1 and not STATE.json_output
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not show,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("creating worktrees", total=len(specs))
-        for spec in specs:
-            body = {
-                "project": project,
-                "batch": batch,
-                "depth": depth,
-                "parent": parent,
-                "env": STATE.env,
-                **spec,
-            }
-            body["base_ref"] = body.get("base_ref") or base_default
-            progress.update(task, description=f"creating {spec['name']}")
-            created.append(STATE.client.call("POST", "/workers", json=body))
-            progress.advance(task)
+    bodies = [
+        {
+            "project": project,
+            "batch": batch,
+            "depth": depth,
+            "parent": parent,
+            "env": STATE.env,
+            **spec,
+            "base_ref": spec.get("base_ref") or base_default,
+        }
+        for spec in specs
+    ]
+    if len(bodies) == 1:
+        return [STATE.client.call("POST", "/workers", json=bodies[0])]
+    with (
+        err_console.status(f"creating {len(bodies)} worktrees", spinner="dots")
+        if not STATE.json_output
+        else contextlib.nullcontext()
+    ):
+        reply = STATE.client.call("POST", "/workers/batch", json={"workers": bodies})
+    created: list[dict[str, Any]] = reply["created"]
+    for failure in reply["failed"]:
+        err_console.print(
+            f"[red]could not create[/] {failure['name']}: {failure['error']}", highlight=False
+        )
+    if reply["failed"]:
+        _report(created)
+        raise typer.Exit(1)
     return created
 
 

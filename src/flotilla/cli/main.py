@@ -10,7 +10,7 @@ import sys
 import typer
 
 from flotilla import __version__
-from flotilla.cli import admin, inspect, integrate, launch
+from flotilla.cli import admin, inspect, integrate, launch, workflow
 from flotilla.cli.render import err_console
 from flotilla.cli.state import STATE
 from flotilla.counters import count
@@ -45,6 +45,7 @@ launch.register(app)
 inspect.register(app)
 admin.register(app)
 integrate.register(app)
+workflow.register(app)
 
 
 def _hoist_json(argv: list[str]) -> list[str]:

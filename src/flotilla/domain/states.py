@@ -31,9 +31,12 @@ TERMINAL_STATES = frozenset({WorkerState.SUCCEEDED, WorkerState.FAILED, WorkerSt
 _S = WorkerState
 # A running worker may go back to QUEUED (rate-limit retry waiting for its backoff)
 # or STARTING (stale restart). A finished one may start again for a follow-up prompt.
+# STARTING -> QUEUED: the daemon died before the agent's process started; start it again.
 LEGAL_TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     _S.QUEUED: frozenset({_S.STARTING, _S.FAILED, _S.CANCELLED}),
-    _S.STARTING: frozenset({_S.RUNNING, _S.WAITING, _S.SUCCEEDED, _S.FAILED, _S.CANCELLED}),
+    _S.STARTING: frozenset(
+        {_S.QUEUED, _S.RUNNING, _S.WAITING, _S.SUCCEEDED, _S.FAILED, _S.CANCELLED}
+    ),
     _S.RUNNING: frozenset(
         {_S.WAITING, _S.QUEUED, _S.STARTING, _S.SUCCEEDED, _S.FAILED, _S.CANCELLED}
     ),

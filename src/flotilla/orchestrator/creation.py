@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flotilla.config.loader import LoadedConfig
@@ -37,6 +37,10 @@ from flotilla.workspace.worktrees import create_worktree, remove_worktree
 
 log = logging.getLogger(__name__)
 
+# settings key: the worker continues in another worker's worktree (a workflow stage with
+# worktree "inherit"), so undoing or killing it must not remove that worktree.
+INHERITED = "inherited_worktree"
+
 
 @dataclass
 class CreateRequest:
@@ -52,6 +56,11 @@ class CreateRequest:
     depth: int = 0
     parent: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # Workflow stages (flotilla.orchestrator.workflow_engine):
+    extra_flags: tuple[str, ...] = ()  # added after the agent's configured extra_flags
+    timeout_s: float | None = None  # None: limits.timeout_s
+    inherit_worktree: str | None = None  # continue in this existing worktree...
+    inherit_branch: str | None = None  # ...on its branch (both or neither)
 
 
 def _require_binary(agent: str, binary: str | None, env: dict[str, str]) -> None:
@@ -74,7 +83,7 @@ def plan_worker(
     config = loaded.config
     repo = Path(request.project)
     name = validate_name(request.name)
-    branch = f"{config.project.branch_prefix}/{name}"
+    branch = request.inherit_branch or f"{config.project.branch_prefix}/{name}"
     if not is_valid_branch_name(branch):
         raise UsageError(f"worker name {name!r} does not make a valid branch name ({branch})")
     if not request.prompt.strip():
@@ -91,6 +100,9 @@ def plan_worker(
             f"({config.limits.max_spawn_depth}): this agent may not create more agents"
         )
     agent_settings = config.agent_settings(agent)
+    if request.extra_flags:
+        flags = (*agent_settings.extra_flags, *request.extra_flags)
+        agent_settings = replace(agent_settings, extra_flags=flags)
     _require_binary(agent, agent_settings.binary, request.env)
     if base_commit is None:
         base_commit = resolve_ref(repo, request.base_ref or config.project.base_ref)
@@ -105,7 +117,7 @@ def plan_worker(
     limits = config.limits
     settings = RunSettings(
         agent=agent_settings,
-        timeout_s=limits.timeout_s,
+        timeout_s=request.timeout_s or limits.timeout_s,
         stale_timeout_s=limits.stale_timeout_s,
         max_restarts=limits.max_restarts,
         retry=RetryPolicy(**config.retry.model_dump()),
@@ -133,7 +145,11 @@ def plan_worker(
         depth=request.depth,
         parent=request.parent,
         created_at=time.time(),
-        settings={**settings.to_dict(), "worktree_path": str(root / name)},
+        settings={
+            **settings.to_dict(),
+            "worktree_path": request.inherit_worktree or str(root / name),
+            **({INHERITED: True} if request.inherit_worktree else {}),
+        },
     )
 
 
@@ -172,6 +188,10 @@ def make_workspace(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_env(run_dir, request.env)
+        if worker.settings.get(INHERITED):
+            if not worktree.is_dir():
+                raise UsageError(f"the worktree {worktree} to continue in no longer exists")
+            return  # an upstream worker's worktree, already set up
         base = worker.settings["base_commit"]
         if pool is not None:
             pool.claim(worker.branch, base, worktree)
@@ -202,7 +222,7 @@ def publish_worker(worker: Worker, store: Store) -> Worker:
 
 def undo_worker(worker: Worker, made_worktree: bool, store: Store) -> None:
     """Remove what a failed or abandoned launch made."""
-    if made_worktree:
+    if made_worktree and not worker.settings.get(INHERITED):
         worktree = Path(worker.settings["worktree_path"])
         remove_worktree(
             Path(worker.project), worktree, delete_branch=worker.branch, keep_branch=False

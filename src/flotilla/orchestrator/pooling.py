@@ -2,8 +2,8 @@
 
 A launch claims a pre-made worktree (a rename and a branch switch) instead of
 checking out the whole tree. Refilling happens in one background thread per
-pool, on idle CPU time only (its git children inherit that), so a refill
-does not slow the agents or the launches it is preparing for.
+pool at the lowest CPU priority (its git children inherit it), so a refill
+hardly slows the agents or the launches it is preparing for.
 
 The pool lives in `<worktree root>/.pool`: on the same filesystem as the
 worktrees (a claim is a rename), and a name no worker can take (worker names
@@ -32,6 +32,10 @@ REFILL_NICE = 19
 # An entry without its ready marker is a refill that died midway (the daemon was
 # stopped): removed when this old, since a refill in progress holds the lock anyway.
 STALE_ENTRY_S = 60.0
+QUIET_S = 1.0  # a refill waits until no launch claimed from the pool for this long
+REFILL_DEADLINE_S = 3600.0  # a refill that is not done by then stops; the next launch resumes it
+
+_Key = tuple[Path, Path, str]  # repository, pool folder, base ref
 
 
 def worktree_root(loaded: LoadedConfig, repo: Path) -> Path:
@@ -57,13 +61,23 @@ class PoolKeeper:
     def __init__(self, nice: int = REFILL_NICE) -> None:
         self._nice = nice
         self._lock = threading.Lock()
-        self._pools: dict[tuple[Path, Path, str], WorktreePool] = {}
-        self._wanted: dict[tuple[Path, Path, str], int] = {}
-        self._refilling: set[tuple[Path, Path, str]] = set()
-        self._swept: set[tuple[Path, Path, str]] = set()
+        self._pools: dict[_Key, WorktreePool] = {}
+        self._wanted: dict[_Key, int] = {}
+        self._refilling: set[_Key] = set()
+        self._swept: set[_Key] = set()
+        self._last_claim: dict[_Key, float] = {}
+        self.quiet_s = QUIET_S
 
     def pool(self, loaded: LoadedConfig, repo: Path) -> WorktreePool | None:
         """The pool to claim from, or None when the project has none configured."""
+        found = self._get(loaded, repo)
+        if found is None:
+            return None
+        with self._lock:
+            self._last_claim[found[0]] = time.monotonic()
+        return found[1]
+
+    def _get(self, loaded: LoadedConfig, repo: Path) -> tuple[_Key, WorktreePool] | None:
         size = loaded.config.limits.worktree_pool
         if size <= 0:
             return None
@@ -73,14 +87,14 @@ class PoolKeeper:
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._pools[key] = WorktreePool(*key)
-            return pool
+            return key, pool
 
     def refill_later(self, loaded: LoadedConfig, repo: Path) -> threading.Thread | None:
         """Top the project's pool up in the background; None if one is already at it."""
-        pool = self.pool(loaded, repo)
-        if pool is None:
+        found = self._get(loaded, repo)
+        if found is None:
             return None
-        key = (pool.repo, pool.pool_dir, pool.base_ref)
+        key, pool = found
         with self._lock:
             if key in self._refilling:
                 return None
@@ -91,17 +105,25 @@ class PoolKeeper:
         thread.start()
         return thread
 
-    def _refill(self, key: tuple[Path, Path, str], pool: WorktreePool) -> None:
+    def _refill(self, key: _Key, pool: WorktreePool) -> None:
         try:
             self._lower_priority()
             if key not in self._swept:
                 self._swept.add(key)
                 sweep_unready(pool)
-            # Claims made while we were refilling leave holes: go again until full.
-            for _ in range(100):
+            # One entry at a time, each after launches have paused for quiet_s: a refill
+            # holds the repository's worktree lock for a moment per entry, and launches
+            # that queue behind a low-priority holder would wait long.
+            deadline = time.monotonic() + REFILL_DEADLINE_S
+            while time.monotonic() < deadline:
                 with self._lock:
                     wanted = self._wanted.get(key, 0)
-                if pool.replenish(wanted) == 0:
+                    quiet_at = self._last_claim.get(key, 0.0) + self.quiet_s
+                if time.monotonic() < quiet_at:
+                    time.sleep(min(self.quiet_s, quiet_at - time.monotonic()))
+                    continue
+                ready = len(pool.ready())
+                if ready >= wanted or pool.replenish(ready + 1) == 0:
                     break
         except FlotillaError:
             count("orchestrator.pool_refill_failed")
@@ -111,16 +133,11 @@ class PoolKeeper:
                 self._refilling.discard(key)
 
     def _lower_priority(self) -> None:
-        """Run this thread, and the git processes it starts (they inherit it), only on CPU
-        time nobody else wants (SCHED_IDLE), else at the lowest nice value."""
-        tid = threading.get_native_id()
+        """Nice this thread; the git processes it starts inherit the value. Not
+        SCHED_IDLE: a refill briefly holds the repository's worktree lock, and an idle-class
+        holder could be starved for as long as the CPUs are busy, stalling every launch."""
         try:
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except (OSError, AttributeError):
-            count("orchestrator.pool_sched_idle_unavailable")
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, self._nice)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
         except OSError:
             count("orchestrator.pool_nice_failed")
 

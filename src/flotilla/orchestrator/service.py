@@ -18,7 +18,7 @@ from typing import Any
 
 from flotilla.config.loader import LoadedConfig, load_config
 from flotilla.counters import count
-from flotilla.domain.errors import NotFound, UsageError
+from flotilla.domain.errors import IllegalTransition, NotFound, UsageError
 from flotilla.domain.states import Outcome, WorkerState
 from flotilla.domain.worker import Worker
 from flotilla.orchestrator.creation import (
@@ -28,7 +28,7 @@ from flotilla.orchestrator.creation import (
     plan_worker,
     prepare_worker,
 )
-from flotilla.orchestrator.pooling import PoolKeeper
+from flotilla.orchestrator.pooling import PoolKeeper, pool_dir_for
 from flotilla.orchestrator.snapshot import RunSettings
 from flotilla.orchestrator.turns import TRANSCRIPT_FILE, attempt_dir, tmux_session_name
 from flotilla.runtime.process import ProcessIdentity, is_alive, kill_tree, tree_usage
@@ -181,6 +181,8 @@ class FleetService:
         if worker.pid:
             kill_tree(ProcessIdentity(worker.pid, worker.pid_started_at or 0))
         worktree = Path(worker.worktree) if worker.worktree else None
+        if worktree is not None and self._shares_worktree(worker):
+            worktree = None  # a workflow stage continues in it: the last one out removes it
         if worktree is not None and worktree.is_dir() and keep_branch:
             commit_all(worktree, f"flotilla: uncommitted work of {worker.name}")
         if worktree is not None:
@@ -191,6 +193,13 @@ class FleetService:
         self.store.delete_worker(worker.id)
         self.on_change()
         return worker
+
+    def _shares_worktree(self, worker: Worker) -> bool:
+        """Another worker record works in the same worktree (workflow worktree "inherit")."""
+        return any(
+            other.id != worker.id and other.worktree == worker.worktree
+            for other in self.store.list_workers(project=worker.project)
+        )
 
     def prompt(self, worker: Worker, text: str) -> dict[str, Any]:
         """A follow-up. Headless: queued and delivered as the next turn (session resume).
@@ -267,20 +276,32 @@ class FleetService:
             if worker.state in ACTIVE and worker.pid:
                 alive = is_alive(ProcessIdentity(worker.pid, worker.pid_started_at or 0))
                 if not alive and not (attempt_dir(worker) / "exit").exists():
-                    self.store.update_worker(
-                        worker.id,
-                        state=WorkerState.FAILED,
-                        outcome=Outcome.ERROR,
-                        error="agent process is gone (found by repair)",
-                        ended_at=time.time(),
-                    )
-                    fixed.append(f"{worker.name}: process gone, marked failed")
+                    try:
+                        self.store.update_worker(
+                            worker.id,
+                            expect_state=worker.state,
+                            state=WorkerState.FAILED,
+                            outcome=Outcome.ERROR,
+                            error="agent process is gone (found by repair)",
+                            ended_at=time.time(),
+                        )
+                        fixed.append(f"{worker.name}: process gone, marked failed")
+                    except IllegalTransition:  # the supervisor ended the turn meanwhile
+                        count("service.repair_raced_supervisor")
             if worker.worktree and not Path(worker.worktree).is_dir():
                 fixed.append(f"{worker.name}: worktree missing on disk, record removed")
                 self.store.delete_worker(worker.id)
-        known = {w.worktree for w in self.store.list_workers(project=project)}
+        # Workers still being prepared own their worktree path already; pool entries
+        # are Flotilla's own spares.
+        known = {
+            w.worktree or w.settings.get("worktree_path", "")
+            for w in self.store.list_workers(project=project)
+        }
+        pool = pool_dir_for(self.config_for(project), Path(project)).resolve()
         for entry in list_worktrees(Path(project)):
             path, branch = str(entry[0]), entry[1]
+            if Path(path).resolve().is_relative_to(pool):
+                continue
             if branch and branch.startswith(self._prefix(project)) and path not in known:
                 remove_worktree(Path(project), Path(path), delete_branch=branch, keep_branch=True)
                 fixed.append(f"{path}: orphan worktree removed (branch {branch} kept)")

@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from flotilla.counters import count
+from flotilla.domain.errors import NotFound
 from flotilla.domain.events import AgentEvent, EventKind
 from flotilla.domain.states import Outcome, WorkerState
 from flotilla.domain.worker import Worker
 from flotilla.executors.pricing import Price
 from flotilla.executors.registry import get_executor
+from flotilla.orchestrator.adoption import Start, unrecorded_start
+from flotilla.orchestrator.exitwatch import ExitWatches
 from flotilla.orchestrator.policy import TurnVerdict, backoff_delay, judge_turn
 from flotilla.orchestrator.results import assemble_result, write_result
 from flotilla.orchestrator.snapshot import RunSettings
@@ -75,18 +78,40 @@ class Supervisor:
         self._trackers: dict[str, TurnTracker] = {}
         self._ending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._exits = ExitWatches(on_exit=self.wake.set)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Called (from a thread) once a worker reached a terminal state: workflows advance.
+        self.on_worker_end: Callable[[Worker], None] = lambda worker: None
 
     # -- the loop ---------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """A full pass every tick_s; in between, a wake-up (a launch, a kill, an agent's
+        exit) only ends the turns of agents that exited and admits queued workers, so a
+        burst of wake-ups does not re-read every running agent each time."""
+        self._loop = asyncio.get_running_loop()
+        last_full = float("-inf")
         while not stop.is_set():
-            await self.tick()
-            # Sleep until woken (a launch, a kill, a turn ended) or the periodic pass.
+            if time.monotonic() - last_full >= self.tick_s:
+                last_full = time.monotonic()
+                await self.tick()
+            else:
+                self._quick_pass()
             waiter = asyncio.ensure_future(self.wake.wait())
-            await asyncio.wait({waiter}, timeout=self.tick_s)
+            left = self.tick_s - (time.monotonic() - last_full)
+            await asyncio.wait({waiter}, timeout=max(0.0, left))
             waiter.cancel()
             self.wake.clear()
+        self._exits.close()
         await self.drain()
+
+    def notify(self) -> None:
+        """Wake the loop from any thread (the service runs in worker threads)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self.wake.set()
+        else:
+            loop.call_soon_threadsafe(self.wake.set)
 
     async def drain(self) -> None:
         if self._tasks:
@@ -101,11 +126,40 @@ class Supervisor:
             except Exception:
                 count("supervisor.watch_failed")
                 log.exception("following worker %s failed", worker.name)
+        self._exits.take_exited()  # all seen by this pass
+        self._admit_all()
+
+    def _quick_pass(self) -> None:
+        for worker_id in self._exits.take_exited():
+            if worker_id in self._ending:
+                continue
+            try:
+                worker = self.store.get_worker(worker_id)
+                if worker.state in ACTIVE:
+                    self._watch(worker)
+            except NotFound:
+                count("supervisor.exited_worker_gone")  # killed: its row is gone
+                self._forget(worker_id)
+            except Exception:
+                count("supervisor.watch_failed")
+                log.exception("following worker %s failed", worker_id)
+        self._admit_all()
+
+    def _admit_all(self) -> None:
         try:
             self._admit()
         except Exception:
             count("supervisor.admit_failed")
             log.exception("admission pass failed")
+
+    def _watch_exit(self, worker_id: str, identity: ProcessIdentity) -> None:
+        """Be woken when the agent's shim exits, not at the next periodic pass."""
+        if self._loop is not None:
+            self._exits.watch(worker_id, identity)
+
+    def _forget(self, worker_id: str) -> None:
+        self._trackers.pop(worker_id, None)
+        self._exits.forget(worker_id)
 
     # -- following running workers ---------------------------------------------
 
@@ -123,6 +177,8 @@ class Supervisor:
                 hooks_start=int(worker.settings.get(HOOKS_START, 0)),
             )
             self._trackers[worker.id] = tracker
+            if worker.pid is not None:
+                self._watch_exit(worker.id, ProcessIdentity(worker.pid, worker.pid_started_at or 0))
         return tracker
 
     def _watch(self, worker: Worker) -> None:
@@ -182,6 +238,9 @@ class Supervisor:
 
     def _adopt_unrecorded_start(self, worker: Worker) -> None:
         """The daemon died between starting a process and storing its PID."""
+        if worker.state is not WorkerState.STARTING:
+            self._end_adopted(worker)  # found ended before the last restart
+            return
         folder = attempt_dir(worker, worker.attempt + 1)
         ident = folder / IDENTITY_FILE
         if ident.exists():
@@ -194,6 +253,33 @@ class Supervisor:
                 attempt=worker.attempt + 1,
                 out_offset=0,
             )
+        else:  # no identity written: find the shim, or its traces (orchestrator.adoption)
+            self._adopt_without_identity(worker, folder)
+
+    def _end_adopted(self, worker: Worker) -> None:
+        """A turn found ended without a recorded PID (RUNNING, pid None): end it."""
+        exit_code = read_exit(attempt_dir(worker))
+        code = VANISHED if exit_code is None else exit_code
+        self._begin_end(worker, self._tracker(worker), code)
+
+    def _adopt_without_identity(self, worker: Worker, folder: Path) -> None:
+        found = unrecorded_start(folder)
+        if isinstance(found, ProcessIdentity):
+            count("supervisor.start_found_running")
+            self.store.update_worker(
+                worker.id,
+                state=WorkerState.RUNNING,
+                pid=found.pid,
+                pid_started_at=found.started_at,
+                attempt=worker.attempt + 1,
+                out_offset=0,
+            )
+        elif found is Start.ENDED:  # it ran while no daemon watched: end its turn
+            count("supervisor.start_found_ended")
+            adopted = self.store.update_worker(
+                worker.id, state=WorkerState.RUNNING, attempt=worker.attempt + 1, out_offset=0
+            )
+            self._end_adopted(adopted)
         else:
             count("supervisor.start_not_recorded")
             self.store.update_worker(worker.id, state=WorkerState.QUEUED)
@@ -231,7 +317,7 @@ class Supervisor:
             log.exception("ending the turn of %s failed", worker.name)
         finally:
             self._ending.discard(worker.id)
-            self._trackers.pop(worker.id, None)
+            self._forget(worker.id)
             self.wake.set()
 
     def _finish_turn(
@@ -286,7 +372,7 @@ class Supervisor:
             return
         result = assemble_result(current, verdict, exit_code)
         write_result(Path(current.run_dir), result)
-        self.store.update_worker(
+        ended = self.store.update_worker(
             current.id,
             state=result.outcome.final_state,
             outcome=result.outcome,
@@ -294,6 +380,14 @@ class Supervisor:
             error=result.error,
             ended_at=self.clock(),
         )
+        self._ended(ended)
+
+    def _ended(self, worker: Worker) -> None:
+        try:
+            self.on_worker_end(worker)
+        except Exception:
+            count("supervisor.on_worker_end_failed")
+            log.exception("reacting to the end of %s failed", worker.name)
 
     def _requeue(self, worker: Worker, mode: str, **fields: Any) -> None:
         settings = dict(worker.settings)
@@ -345,13 +439,14 @@ class Supervisor:
         except Exception as exc:
             count("supervisor.start_failed")
             log.exception("starting %s failed", worker.name)
-            self.store.update_worker(
+            failed = self.store.update_worker(
                 worker.id,
                 state=WorkerState.FAILED,
                 outcome=Outcome.ERROR,
                 error=f"could not start the agent: {exc}",
                 ended_at=self.clock(),
             )
+            self._ended(failed)
             return False
         identity = {"pid": started.identity.pid, "started_at": started.identity.started_at}
         (attempt_dir(worker, started.attempt) / IDENTITY_FILE).write_text(json.dumps(identity))
@@ -361,6 +456,7 @@ class Supervisor:
         settings[HOOKS_START] = started.hooks_start
         if not resume:
             settings.pop(SESSION_USAGE, None)  # a new session counts from zero
+        self._watch_exit(worker.id, started.identity)
         self.store.update_worker(
             worker.id,
             state=WorkerState.RUNNING,

@@ -17,6 +17,7 @@ from flotilla.orchestrator.creation import CreateRequest
 from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.orchestrator.turns import tmux_session_name
 from flotilla.server.routes_integration import integration_router
+from flotilla.server.routes_workflows import workflow_router
 
 
 class CreateBody(BaseModel):
@@ -135,4 +136,5 @@ def build_app(service: FleetService, started_at: float | None = None) -> FastAPI
         return list(await run_blocking(service.repair, project))
 
     app.include_router(integration_router(service))
+    app.include_router(workflow_router(service))
     return app

@@ -28,6 +28,8 @@ from flotilla.domain.states import WorkerState
 from flotilla.orchestrator.creation import undo_worker
 from flotilla.orchestrator.service import FleetService
 from flotilla.orchestrator.supervisor import Supervisor
+from flotilla.orchestrator.workflow_engine import engine_for
+from flotilla.orchestrator.workflow_runner import WorkflowRunner
 from flotilla.server.app import build_app
 from flotilla.store import open_store
 from flotilla.store.base import Store
@@ -66,12 +68,14 @@ async def serve(home: Path, tmux_socket: str) -> None:
 
     def wake() -> None:
         if supervisor is not None:
-            supervisor.wake.set()
+            supervisor.notify()  # called from the service's worker threads
 
     service = FleetService(store, home, tmux_socket=tmux_socket, on_change=wake)
     supervisor = Supervisor(
         store, home, max_concurrent=service.max_concurrent, tmux_socket=tmux_socket
     )
+    workflows = WorkflowRunner(engine_for(service))  # workflows advance as workers end
+    supervisor.on_worker_end = workflows.worker_ended
     app = build_app(service)
     sock = _bind(socket_path())
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
@@ -84,12 +88,14 @@ async def serve(home: Path, tmux_socket: str) -> None:
 
     stop = asyncio.Event()
     watcher = asyncio.create_task(supervisor.run(stop))
+    flows = asyncio.create_task(workflows.run(stop))
     try:
         await server.serve(sockets=[sock])
     finally:
         stop.set()
         supervisor.wake.set()
         await watcher
+        await flows
         store.close()
         socket_path().unlink(missing_ok=True)
 

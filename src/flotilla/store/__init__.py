@@ -17,6 +17,7 @@ from flotilla.store.engine import make_engine, parse_store_url, redact
 from flotilla.store.errors import StaleState, StoreUnavailable
 from flotilla.store.migrate import upgrade_to_head
 from flotilla.store.sql import SqlStore
+from flotilla.store.workflow_sql import WorkflowStore  # registers the workflow tables
 
 __all__ = [
     "HistoryRow",
@@ -26,6 +27,7 @@ __all__ = [
     "StaleState",
     "Store",
     "StoreUnavailable",
+    "WorkflowStore",
     "open_store",
 ]
 

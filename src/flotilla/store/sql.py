@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +48,7 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sqlite = is_sqlite(engine)
+        self._write_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -69,10 +71,16 @@ class SqlStore:
 
     @contextmanager
     def _tx(self, *, write: bool = False) -> Iterator[Connection]:
-        """One transaction; on SQLite a writing one takes the write lock up front."""
+        """One transaction; on SQLite a writing one takes the write lock up front.
+
+        SQLite lets one writer in at a time, and a writer that finds the lock taken
+        polls for it with sleeps that grow to 100 ms. Writers of this process queue on
+        a thread lock instead, so each goes in the moment the one before it is done.
+        """
+        serialize = write and self._sqlite
         try:
-            with self._engine.connect() as conn:
-                if write and self._sqlite:
+            with self._write_lock if serialize else nullcontext(), self._engine.connect() as conn:
+                if serialize:
                     conn.execution_options(**{WRITE: True})
                 with conn.begin():
                     yield conn

@@ -23,6 +23,7 @@ from pathlib import Path
 from flotilla.counters import count
 from flotilla.domain.errors import UsageError
 from flotilla.workspace import _git
+from flotilla.workspace.adminlock import admin_lock
 from flotilla.workspace.errors import GitFailed
 from flotilla.workspace.repo import resolve_ref
 from flotilla.workspace.worktrees import (
@@ -69,21 +70,29 @@ class WorktreePool:
             base = resolve_ref(self.repo, self.base_ref)
             for _ in range(n - len(self.ready())):
                 entry = self.pool_dir / uuid.uuid4().hex[:12]
-                _git.run(self.repo, ["worktree", "add", "--quiet", "--detach", str(entry), base])
+                # Only the bookkeeping needs the repository's lock; the checkout of the
+                # files (what `worktree add` itself runs as its last step) does not.
+                add = ["worktree", "add", "--quiet", "--detach", "--no-checkout"]
+                with admin_lock(self.repo):
+                    _git.run(self.repo, [*add, str(entry), base])
+                _git.run(entry, ["reset", "--hard", "--quiet", "--no-recurse-submodules"])
                 # The index was written in the same instant as the files, so git
                 # would re-hash every "racily clean" file at claim time; rewriting
                 # the index now moves that cost off the launch path.
                 _git.run(entry, ["update-index", "-q", "--refresh"], ok_codes=(0, 1))
-                entry.with_suffix(READY).touch()
+                entry.with_suffix(READY).write_text(base + "\n")
                 made += 1
         return made
 
-    def _take(self) -> Path | None:
+    def _take(self) -> tuple[Path, str] | None:
+        """A ready entry and the commit it was checked out at ("" if not recorded)."""
         with self._lock(".claim.lock"):
             for entry in self.ready():
-                entry.with_suffix(READY).unlink()
+                marker = entry.with_suffix(READY)
+                commit = marker.read_text().strip()
+                marker.unlink()
                 if entry.is_dir():
-                    return entry
+                    return entry, commit
                 count("workspace.pool_entry_missing")
         return None
 
@@ -93,13 +102,15 @@ class WorktreePool:
         """Like `create_worktree(repo, dest_path, branch, base_ref, root=root)`, faster."""
         base = resolve_ref(self.repo, base_ref)
         dest = check_new_worktree(self.repo, dest_path, branch, root)
-        entry = self._take()
-        if entry is None:
+        taken = self._take()
+        if taken is None:
             self.misses += 1
             return create_worktree(self.repo, dest, branch, base, root=root)
+        entry, commit = taken
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _git.run(self.repo, ["worktree", "move", str(entry), str(dest)])
+            with admin_lock(self.repo):
+                _git.run(self.repo, ["worktree", "move", str(entry), str(dest)])
         except GitFailed:
             # e.g. another filesystem, or submodules (git refuses to move those)
             count("workspace.pool_move_failed")
@@ -107,7 +118,13 @@ class WorktreePool:
             self.misses += 1
             return create_worktree(self.repo, dest, branch, base, root=root)
         try:
-            _git.run(dest, ["checkout", "--quiet", "--force", "--no-track", "-b", branch, base])
+            if commit == base:
+                # Already at the base, files and index untouched since the refill: only
+                # the branch is missing. (A checkout would lstat every file to prove it.)
+                _git.run(dest, ["branch", "--no-track", "--", branch, base])
+                _git.run(dest, ["symbolic-ref", "HEAD", f"refs/heads/{branch}"])
+            else:
+                _git.run(dest, ["checkout", "--quiet", "--force", "--no-track", "-b", branch, base])
             _git.run(dest, ["clean", "-ffdxq"])
         except GitFailed as exc:
             # "already exists": a concurrent launch owns that branch; leave it alone.

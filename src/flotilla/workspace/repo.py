@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -92,8 +93,12 @@ def branch_exists(repo: Path, branch: str) -> bool:
     return _git.succeeds(repo, ["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"])
 
 
+@functools.lru_cache(maxsize=4096)
 def is_valid_branch_name(name: str) -> bool:
-    """What `git branch NAME` would accept, minus the `@{-N}` shorthands and options."""
+    """What `git branch NAME` would accept, minus the `@{-N}` shorthands and options.
+
+    Pure syntax, so cached: a launch asks twice (when planned, when its worktree is made).
+    """
     if not name or name.startswith("-") or "@{" in name or name == "HEAD" or "\0" in name:
         return False
     # Run outside any repository: with the shorthands excluded this is pure syntax.

@@ -10,6 +10,7 @@ from typing import NamedTuple
 from flotilla.counters import count
 from flotilla.domain.errors import UsageError
 from flotilla.workspace import _git
+from flotilla.workspace.adminlock import admin_lock
 from flotilla.workspace.errors import GitFailed, PathEscape, WorktreeConflict
 from flotilla.workspace.repo import branch_exists, is_valid_branch_name, resolve_ref
 
@@ -71,7 +72,10 @@ def create_worktree(
     dest = check_new_worktree(repo, path, branch, root)
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _git.run(repo, ["worktree", "add", "--quiet", "--no-track", "-b", branch, str(dest), base])
+        with admin_lock(repo):
+            _git.run(
+                repo, ["worktree", "add", "--quiet", "--no-track", "-b", branch, str(dest), base]
+            )
     except GitFailed as exc:
         # "already exists": a concurrent launch won the name; its branch is not ours to delete.
         if "already exists" not in exc.stderr:
@@ -89,7 +93,8 @@ def _undo_failed_add(repo: Path, dest: Path, branch: str) -> None:
 
 def list_worktrees(repo: Path) -> list[WorktreeEntry]:
     """Every worktree of the repository, the main one first."""
-    listing = _git.decode(_git.run(repo, ["worktree", "list", "--porcelain", "-z"]).stdout)
+    with admin_lock(repo):
+        listing = _git.decode(_git.run(repo, ["worktree", "list", "--porcelain", "-z"]).stdout)
     entries = []
     for record in listing.split("\0\0"):
         fields = {}
@@ -134,19 +139,20 @@ def remove_worktree(
     """
     repo = Path(repo)
     dest = Path(os.path.abspath(path))
-    entry, main = find_entry(repo, dest)
-    if entry is not None and entry == main:
-        raise UsageError(f"refusing to remove the main worktree {dest}")
-    if entry is None and dest.exists():
-        raise UsageError(f"{dest} is not a worktree of {repo}: refusing to delete it")
-    branch = delete_branch or (entry.branch if entry else None)
-    if entry is not None and dest.exists():
-        if keep_branch and entry.branch:
-            commit_all(dest, commit_message)
-        _git.run(repo, ["worktree", "remove", "--force", "--force", str(dest)])
-    _git.run(repo, ["worktree", "prune"])
-    if branch and not keep_branch and branch_exists(repo, branch):
-        _git.run(repo, ["branch", "-D", "--quiet", branch])
+    with admin_lock(repo):
+        entry, main = find_entry(repo, dest)
+        if entry is not None and entry == main:
+            raise UsageError(f"refusing to remove the main worktree {dest}")
+        if entry is None and dest.exists():
+            raise UsageError(f"{dest} is not a worktree of {repo}: refusing to delete it")
+        branch = delete_branch or (entry.branch if entry else None)
+        if entry is not None and dest.exists():
+            if keep_branch and entry.branch:
+                commit_all(dest, commit_message)
+            _git.run(repo, ["worktree", "remove", "--force", "--force", str(dest)])
+        _git.run(repo, ["worktree", "prune"])
+        if branch and not keep_branch and branch_exists(repo, branch):
+            _git.run(repo, ["branch", "-D", "--quiet", branch])
 
 
 def identity_args(cwd: Path) -> list[str]:
