@@ -21,6 +21,10 @@ from flotilla.server.routes_workflows import workflow_router
 
 
 class CreateBody(BaseModel):
+    """What a client may ask for: CreateRequest minus the workflow engine's internal
+    fields (inherit_worktree and the like), so no request can aim a worker at an
+    arbitrary folder."""
+
     project: str
     name: str
     prompt: str
