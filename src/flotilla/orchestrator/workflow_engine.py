@@ -28,7 +28,14 @@ from flotilla.orchestrator.workflow_codec import spec_to_dict
 from flotilla.orchestrator.workflow_context import Deps, RunContext, cancel_worker
 from flotilla.orchestrator.workflow_create import WorkflowRequest, create, problems_of
 from flotilla.orchestrator.workflow_rank import apply_pick, decide
-from flotilla.orchestrator.workflow_stages import cancel, conclude, plain_verdict, prepare, start
+from flotilla.orchestrator.workflow_stages import (
+    cancel,
+    conclude,
+    make_workers,
+    observe,
+    plain_verdict,
+    start,
+)
 from flotilla.store.workflow_rows import StageWorkerRow, WorkflowRow
 
 log = logging.getLogger(__name__)
@@ -108,9 +115,9 @@ class WorkflowEngine:
             for name in readiness.cancel:
                 cancel(self.deps, ctx, name, f"cancelled: fail_fast after {failed[0]!r} failed")
             return True
-        for name, row in ctx.stages.items():
-            if row.state is StageState.RUNNING and self._follow(ctx, name):
-                return True
+        running = [name for name, row in ctx.stages.items() if row.state is StageState.RUNNING]
+        if running and self._follow(ctx, running):
+            return True
         for name in readiness.skip:
             self.deps.workflows.update_stage(
                 ctx.wf.id,
@@ -143,13 +150,19 @@ class WorkflowEngine:
             return True
         return False
 
-    def _follow(self, ctx: RunContext, name: str) -> bool:
-        """A running stage: make its workers, watch them end, decide it."""
-        rows = ctx.rows(name)
-        if prepare(self.deps, ctx, rows):
+    def _follow(self, ctx: RunContext, running: list[str]) -> bool:
+        """The running stages: make their workers (all in one batch), record the ends,
+        decide each stage whose workers all ended."""
+        rows = [row for name in running for row in ctx.rows(name)]
+        if make_workers(self.deps, ctx, rows) or observe(self.deps, ctx, rows):
             return True
-        if not all(row.ended for row in rows):
-            return False
+        changed = False
+        for name in running:
+            if all(row.ended for row in ctx.rows(name)):
+                changed = self._decide(ctx, name) or changed
+        return changed
+
+    def _decide(self, ctx: RunContext, name: str) -> bool:
         spec = ctx.stage_spec(name)
         if spec.rank:
             return decide(self.deps, ctx, name)

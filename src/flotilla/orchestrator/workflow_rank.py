@@ -33,9 +33,9 @@ from flotilla.orchestrator.workflow_context import Deps, RunContext, worker_name
 from flotilla.orchestrator.workflow_stages import (
     Verdict,
     conclude,
-    ensure_worker,
     gate_summary,
     judge_answer,
+    make_workers,
     observe,
     pick_choice,
     run_gate,
@@ -200,7 +200,8 @@ def judge_phase(
         tied = [r for r in ranked if r.name in tied_names]
         by_name = {r.name: r for r in ctx.rows(stage)}
         details = {name: _details(deps, ctx, by_name[name]) for name in tied_names}
-        ensure_worker(deps, ctx, judge, tie_break_prompt(ctx.wf.task_prompt, tied, details))
+        prompt = tie_break_prompt(ctx.wf.task_prompt, tied, details)
+        make_workers(deps, ctx, [judge], lambda _ctx, _row: prompt)
         return None, True
     if observe(deps, ctx, [judge]):
         return None, True

@@ -9,6 +9,7 @@ by that name after a crash is adopted, never made twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,24 +155,65 @@ def stage_prompt(ctx: RunContext, row: StageWorkerRow) -> str:
     return render(spec.prompt, context)
 
 
-def ensure_worker(deps: Deps, ctx: RunContext, row: StageWorkerRow, prompt: str) -> None:
-    """Create the planned worker, or adopt one of that name a previous daemon made."""
-    if ctx.wf.state is not WorkflowState.RUNNING:
-        return
-    worker = deps.store.find_worker(ctx.wf.project, row.name)
-    if worker is None:
+def make_workers(
+    deps: Deps,
+    ctx: RunContext,
+    rows: list[StageWorkerRow],
+    prompt_of: Callable[[RunContext, StageWorkerRow], str] = stage_prompt,
+) -> bool:
+    """Create the planned workers not made yet (of every running stage) in one batch, their
+    worktrees concurrently; adopt those a previous daemon made. True if any was missing."""
+    missing = [r for r in rows if r.worker_id is None and not r.ended]
+    if not missing or ctx.wf.state is not WorkflowState.RUNNING:
+        return False
+    made = {w.name: w for w in ctx.workers.values()}
+    wanted: list[tuple[StageWorkerRow, CreateRequest]] = []
+    for row in missing:
+        if row.name in made:
+            count("workflow.worker_adopted")
+            deps.workflows.update_stage_worker(row, worker_id=made[row.name].id)
+            continue
         try:
-            worker = deps.service.create_worker(_request(deps, ctx, row, prompt))
-        except FlotillaError as exc:
+            wanted.append((row, _request(deps, ctx, row, prompt_of(ctx, row))))
+        except _StageProblem as exc:
+            count("workflow.inherit_missing")
+            _not_made(deps, row, str(exc))
+    if wanted:
+        _create(deps, wanted)
+    return True
+
+
+def _create(deps: Deps, wanted: list[tuple[StageWorkerRow, CreateRequest]]) -> None:
+    try:
+        outcome = deps.service.create_workers([request for _, request in wanted])
+    except FlotillaError:
+        # The batch checks every request first and refuses all for one bad one; one by
+        # one, only the bad one's stage fails.
+        count("workflow.batch_refused")
+        for row, request in wanted:
+            try:
+                worker = deps.service.create_worker(request)
+            except FlotillaError as exc:
+                count("workflow.worker_not_created")
+                _not_made(deps, row, f"could not create worker {row.name}: {exc}")
+                continue
+            deps.workflows.update_stage_worker(row, worker_id=worker.id)
+        return
+    created = {w.name: w for w in outcome.created}
+    failed = dict(outcome.failed)
+    for row, _ in wanted:
+        if row.name in created:
+            deps.workflows.update_stage_worker(row, worker_id=created[row.name].id)
+        else:
             count("workflow.worker_not_created")
-            reason = f"could not create worker {row.name}: {exc}"
-            deps.workflows.update_stage_worker(
-                row, state="failed", outcome="error", result={"outcome": "error", "error": reason}
-            )
-            return
-    else:
-        count("workflow.worker_adopted")
-    deps.workflows.update_stage_worker(row, worker_id=worker.id)
+            reason = failed.get(row.name, "no reason given")
+            _not_made(deps, row, f"could not create worker {row.name}: {reason}")
+
+
+def _not_made(deps: Deps, row: StageWorkerRow, reason: str) -> None:
+    deps.workflows.update_stage_worker(
+        row, state="failed", outcome="error", result={"outcome": "error", "error": reason}
+    )
 
 
 def observe(deps: Deps, ctx: RunContext, rows: list[StageWorkerRow]) -> bool:
@@ -206,25 +248,6 @@ def observe(deps: Deps, ctx: RunContext, rows: list[StageWorkerRow]) -> bool:
             continue
         changed = True
     return changed
-
-
-def prepare(deps: Deps, ctx: RunContext, rows: list[StageWorkerRow]) -> bool:
-    """Make missing workers and record ended ones; True if anything changed."""
-    changed = False
-    for row in rows:
-        if row.worker_id is None and not row.ended:
-            try:
-                ensure_worker(deps, ctx, row, stage_prompt(ctx, row))
-            except _StageProblem as exc:
-                count("workflow.inherit_missing")
-                deps.workflows.update_stage_worker(
-                    row,
-                    state="failed",
-                    outcome="error",
-                    result={"outcome": "error", "error": str(exc)},
-                )
-            changed = True
-    return observe(deps, ctx, rows) or changed
 
 
 # -- deciding ---------------------------------------------------------------------------
