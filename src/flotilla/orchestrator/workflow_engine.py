@@ -16,6 +16,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flotilla.counters import count
@@ -29,9 +30,11 @@ from flotilla.orchestrator.workflow_context import Deps, RunContext, cancel_work
 from flotilla.orchestrator.workflow_create import WorkflowRequest, create, problems_of
 from flotilla.orchestrator.workflow_rank import apply_pick, decide
 from flotilla.orchestrator.workflow_stages import (
+    Wanted,
     cancel,
     conclude,
-    make_workers,
+    create_planned,
+    creation_requests,
     observe,
     plain_verdict,
     start,
@@ -40,6 +43,7 @@ from flotilla.store.workflow_rows import StageWorkerRow, WorkflowRow
 
 log = logging.getLogger(__name__)
 
+CREATORS = 2  # batches of workers made at once (each makes its worktrees concurrently)
 MAX_ROUNDS = 1000  # steps of one advance; each stores a move, so this is never reached
 ACTIVE = (WorkflowState.PENDING, WorkflowState.RUNNING)
 
@@ -50,6 +54,8 @@ class WorkflowEngine:
         self.on_change: Callable[[str], None] = lambda workflow_id: None  # wakes the runner
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._creating: set[str] = set()  # planned workers being made in the background
+        self._creator = ThreadPoolExecutor(CREATORS, thread_name_prefix="wf-create")
 
     def _lock(self, workflow_id: str) -> threading.Lock:
         with self._guard:
@@ -88,6 +94,8 @@ class WorkflowEngine:
         """Take every step that is due now; return the workflow as stored."""
         with self._lock(workflow_id):
             for _ in range(MAX_ROUNDS):
+                with self._guard:  # read before loading: a name that left it is stored
+                    creating = frozenset(self._creating)
                 ctx = RunContext.load(self.deps, workflow_id)
                 if ctx.wf.state.is_terminal:
                     if ctx.wf.state is WorkflowState.CANCELLED:
@@ -101,12 +109,12 @@ class WorkflowEngine:
                         started_at=self.deps.now(),
                     )
                     continue
-                if not self._step(ctx):
+                if not self._step(ctx, creating):
                     return ctx.wf
             count("workflow.advance_rounds_exhausted")
             return self.deps.workflows.get_workflow(workflow_id)
 
-    def _step(self, ctx: RunContext) -> bool:
+    def _step(self, ctx: RunContext, creating: frozenset[str]) -> bool:
         """One move (stored); False when nothing is due until a worker ends."""
         states = ctx.states()
         readiness = dag.plan(ctx.spec, states, ctx.outcomes())
@@ -116,7 +124,7 @@ class WorkflowEngine:
                 cancel(self.deps, ctx, name, f"cancelled: fail_fast after {failed[0]!r} failed")
             return True
         running = [name for name, row in ctx.stages.items() if row.state is StageState.RUNNING]
-        if running and self._follow(ctx, running):
+        if running and self._follow(ctx, running, creating):
             return True
         for name in readiness.skip:
             self.deps.workflows.update_stage(
@@ -150,17 +158,40 @@ class WorkflowEngine:
             return True
         return False
 
-    def _follow(self, ctx: RunContext, running: list[str]) -> bool:
-        """The running stages: make their workers (all in one batch), record the ends,
-        decide each stage whose workers all ended."""
+    def _follow(self, ctx: RunContext, running: list[str], creating: frozenset[str]) -> bool:
+        """The running stages: have their missing workers made (all in one batch, in the
+        background), record the ends, decide each stage whose workers all ended."""
         rows = [row for name in running for row in ctx.rows(name)]
-        if make_workers(self.deps, ctx, rows) or observe(self.deps, ctx, rows):
+        to_make = [row for row in rows if row.name not in creating]
+        wanted, changed = creation_requests(self.deps, ctx, to_make)
+        if wanted:
+            self._create_in_background(ctx.wf.id, wanted)
+        if observe(self.deps, ctx, rows) or changed:
             return True
-        changed = False
         for name in running:
             if all(row.ended for row in ctx.rows(name)):
                 changed = self._decide(ctx, name) or changed
         return changed
+
+    def _create_in_background(self, workflow_id: str, wanted: Wanted) -> None:
+        """Worktrees and setup commands can take long: the workflow's other stages go on
+        (their ends noticed, their dependants started) while these workers are made."""
+        names = {row.name for row, _ in wanted}
+        with self._guard:
+            self._creating |= names
+
+        def create() -> None:
+            try:
+                create_planned(self.deps, wanted)
+            except Exception:
+                count("workflow.create_failed")
+                log.exception("creating workers of workflow %s failed", workflow_id)
+            finally:
+                with self._guard:
+                    self._creating -= names
+                self.on_change(workflow_id)
+
+        self._creator.submit(create)
 
     def _decide(self, ctx: RunContext, name: str) -> bool:
         spec = ctx.stage_spec(name)

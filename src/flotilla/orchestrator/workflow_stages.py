@@ -24,7 +24,7 @@ from flotilla.domain.templating import (
     facts_from_result,
     render,
 )
-from flotilla.domain.worker import TestReport
+from flotilla.domain.worker import TestReport, Worker
 from flotilla.domain.workflow import StageState, WorkflowState
 from flotilla.orchestrator.creation import CreateRequest
 from flotilla.orchestrator.snapshot import RunSettings
@@ -155,35 +155,55 @@ def stage_prompt(ctx: RunContext, row: StageWorkerRow) -> str:
     return render(spec.prompt, context)
 
 
-def make_workers(
+Wanted = list[tuple[StageWorkerRow, CreateRequest]]
+
+
+def creation_requests(
     deps: Deps,
     ctx: RunContext,
     rows: list[StageWorkerRow],
     prompt_of: Callable[[RunContext, StageWorkerRow], str] = stage_prompt,
-) -> bool:
-    """Create the planned workers not made yet (of every running stage) in one batch, their
-    worktrees concurrently; adopt those a previous daemon made. True if any was missing."""
+) -> tuple[Wanted, bool]:
+    """The requests for the planned workers not made yet, and whether anything was stored:
+    a worker a previous daemon made is adopted, one that cannot be asked for fails."""
     missing = [r for r in rows if r.worker_id is None and not r.ended]
     if not missing or ctx.wf.state is not WorkflowState.RUNNING:
-        return False
+        return [], False
     made = {w.name: w for w in ctx.workers.values()}
-    wanted: list[tuple[StageWorkerRow, CreateRequest]] = []
+    wanted: Wanted = []
+    changed = False
     for row in missing:
         if row.name in made:
             count("workflow.worker_adopted")
             deps.workflows.update_stage_worker(row, worker_id=made[row.name].id)
+            changed = True
             continue
         try:
             wanted.append((row, _request(deps, ctx, row, prompt_of(ctx, row))))
         except _StageProblem as exc:
             count("workflow.inherit_missing")
             _not_made(deps, row, str(exc))
+            changed = True
+    return wanted, changed
+
+
+def make_workers(
+    deps: Deps,
+    ctx: RunContext,
+    rows: list[StageWorkerRow],
+    prompt_of: Callable[[RunContext, StageWorkerRow], str] = stage_prompt,
+) -> bool:
+    """Create the planned workers not made yet, here and now; True if any was missing."""
+    wanted, changed = creation_requests(deps, ctx, rows, prompt_of)
     if wanted:
-        _create(deps, wanted)
-    return True
+        create_planned(deps, wanted)
+    return changed or bool(wanted)
 
 
-def _create(deps: Deps, wanted: list[tuple[StageWorkerRow, CreateRequest]]) -> None:
+def create_planned(deps: Deps, wanted: Wanted) -> None:
+    """Make the workers in one batch (worktrees concurrently) and record them. A worker
+    whose stage stopped meanwhile (cancelled, say) is stopped at once."""
+    made: list[tuple[StageWorkerRow, Worker]] = []
     try:
         outcome = deps.service.create_workers([request for _, request in wanted])
     except FlotillaError:
@@ -192,22 +212,26 @@ def _create(deps: Deps, wanted: list[tuple[StageWorkerRow, CreateRequest]]) -> N
         count("workflow.batch_refused")
         for row, request in wanted:
             try:
-                worker = deps.service.create_worker(request)
+                made.append((row, deps.service.create_worker(request)))
             except FlotillaError as exc:
                 count("workflow.worker_not_created")
                 _not_made(deps, row, f"could not create worker {row.name}: {exc}")
-                continue
-            deps.workflows.update_stage_worker(row, worker_id=worker.id)
-        return
-    created = {w.name: w for w in outcome.created}
-    failed = dict(outcome.failed)
-    for row, _ in wanted:
-        if row.name in created:
-            deps.workflows.update_stage_worker(row, worker_id=created[row.name].id)
-        else:
-            count("workflow.worker_not_created")
-            reason = failed.get(row.name, "no reason given")
-            _not_made(deps, row, f"could not create worker {row.name}: {reason}")
+    else:
+        created = {w.name: w for w in outcome.created}
+        failed = dict(outcome.failed)
+        for row, _ in wanted:
+            if row.name in created:
+                made.append((row, created[row.name]))
+            else:
+                count("workflow.worker_not_created")
+                reason = failed.get(row.name, "no reason given")
+                _not_made(deps, row, f"could not create worker {row.name}: {reason}")
+    for row, worker in made:
+        deps.workflows.update_stage_worker(row, worker_id=worker.id)
+        stage = deps.workflows.get_stage(row.workflow_id, row.stage)
+        if stage.state is not StageState.RUNNING or stage.attempt != row.attempt:
+            count("workflow.worker_made_for_stopped_stage")
+            cancel_worker(deps, worker, f"stage {row.stage!r} stopped while it was being made")
 
 
 def _not_made(deps: Deps, row: StageWorkerRow, reason: str) -> None:
