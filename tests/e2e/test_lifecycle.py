@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import psutil
@@ -159,17 +160,12 @@ def test_workers_beyond_max_concurrent_wait_and_start_in_order(fleet: Fleet) -> 
     script = '[[steps]]\naction = "sleep"\nseconds = 0.8\n'
     scripted(fleet, script, extra="[limits]\nmax_concurrent = 1\n")
     fleet.run("multi", "q1:one", "q2:two", "q3:three")
-    peak = 0
-
-    def one_at_a_time(ws: dict) -> bool:
-        nonlocal peak
-        peak = max(peak, sum(w["state"] in ("starting", "running") for w in ws.values()))
-        return all(w["state"] == "succeeded" for w in ws.values())
-
-    workers = fleet.wait(one_at_a_time, timeout=60, what="queue to drain")
-    assert peak == 1
-    starts = [workers[n]["started_at"] for n in ("q1", "q2", "q3")]
-    assert starts == sorted(starts)
+    workers = fleet.wait_terminal("q1", "q2", "q3", timeout=60)
+    assert all(w["state"] == "succeeded" for w in workers.values()), workers
+    runs = [(workers[n]["started_at"], workers[n]["ended_at"]) for n in ("q1", "q2", "q3")]
+    assert [start for start, _ in runs] == sorted(start for start, _ in runs)  # in order
+    for (_, ended), (started, _) in itertools.pairwise(runs):
+        assert started >= ended  # one at a time: each starts after the one before ended
 
 
 def test_follow_up_prompt_resumes_the_session(fleet: Fleet) -> None:
