@@ -1,9 +1,9 @@
-"""Commands that bring work back: merge (one worker or a batch), conflicts, pr.
+"""Commands that bring work back: merge (a worker, a workflow stage or a batch), conflicts, pr.
 
 Exit codes as everywhere: 2 for bad input (nothing done), 1 when a merge
-conflicts or a push fails; `merge --all` also exits 1 when any worker of the
-batch was not merged because of a conflict or failing tests (after printing
-the whole report).
+conflicts or a push fails; `merge --all` and `merge STAGE` also exit 1 when
+any of their workers was not merged because of a conflict (or, for --all,
+failing tests), after printing the whole report.
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ def _strategy(squash: bool, rebase: bool, ff_only: bool) -> str:
 
 
 def merge(
-    name: str | None = typer.Argument(None, help="The worker whose branch to merge."),
+    name: str | None = typer.Argument(
+        None,
+        metavar="NAME|STAGE|WORKFLOW/STAGE",
+        help="A worker, or a workflow stage: STAGE (in the newest workflow that has one) or "
+        "WORKFLOW/STAGE (an id or unique prefix). A worker's name wins over a stage's.",
+    ),
     all_batch: str | None = typer.Option(
         None,
         "--all",
@@ -51,15 +56,25 @@ def merge(
         help="With --all: seq (creation order), tests (best test results first) or name.",
     ),
 ) -> None:
-    """Merge a worker's branch into the target; uncommitted work is committed first.
+    """Merge a worker's branch, or a workflow stage's result, into the target.
 
-    A conflict aborts cleanly: the target stays exactly as it was, and the
-    conflicting files are listed. With --all BATCH, the project's test_command
-    runs after each merge and a merge that breaks it is undone and reported.
+    Uncommitted work is committed first. A conflict aborts cleanly: the target
+    stays exactly as it was, and the conflicting files are listed.
+
+    A stage must have succeeded; its result is a ranked stage's winner, else
+    each of its workers that changed files (an inherit stage shares its
+    upstream's branch, so either brings that branch). A stage that changed no
+    files has nothing to merge: said so, exit 0. List a workflow's stages with
+    `fleet workflow status ID`.
+
+    With --all BATCH, the project's test_command runs after each merge and a
+    merge that breaks it is undone and reported.
     """
     strategy = _strategy(squash, rebase, ff_only)
     if (name is None) == (all_batch is None):
-        raise UsageError("name one worker (fleet merge NAME) or a batch (fleet merge --all BATCH)")
+        raise UsageError(
+            "name one worker or stage (fleet merge NAME|STAGE) or a batch (fleet merge --all BATCH)"
+        )
     if order is not None and all_batch is None:
         raise UsageError("--order only applies to --all BATCH")
     if order is not None and order not in ORDERS:
@@ -67,23 +82,54 @@ def merge(
     if all_batch is not None:
         _merge_batch(all_batch, into, strategy, order or "seq")
         return
-    body = {"into": into, "strategy": strategy}
-    data = STATE.client.call("POST", f"/workers/{name}/merge", params=STATE.params(), json=body)
+    body = {"ref": name, "into": into, "strategy": strategy}
+    data = STATE.client.call("POST", "/merge", params=STATE.params(), json=body)
     if STATE.json_output:
         print_json(data)
-    elif not data["changed"]:
+    elif data["kind"] == "worker":
+        _print_merged(data)
+    else:
+        _print_stage(data)
+    if data.get("failed"):
+        raise typer.Exit(1)
+
+
+def _print_merged(data: dict[str, Any]) -> None:
+    if not data["changed"]:
         console.print(
             f"nothing to merge: {data['branch']} is already in {data['into']}", highlight=False
         )
-    else:
-        files = data["files"]
+        return
+    files = data["files"]
+    console.print(
+        f"[green]merged[/] {data['name']} ({data['branch']}) into {data['into']} "
+        f"as {data['commit'][:12]} ({data['strategy']}, {len(files)} "
+        f"file{'s' if len(files) != 1 else ''})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_stage(data: dict[str, Any]) -> None:
+    where = f"stage {data['stage']} of workflow {data['workflow']}"
+    if not data["targets"]:
+        console.print(f"nothing to merge: {where} changed no files", highlight=False)
+        return
+    for merged in data["merged"]:
+        _print_merged(merged)
+    for failed in data["failed"]:
         console.print(
-            f"[green]merged[/] {data['name']} ({data['branch']}) into {data['into']} "
-            f"as {data['commit'][:12]} ({data['strategy']}, {len(files)} "
-            f"file{'s' if len(files) != 1 else ''})",
+            f"[red]not merged[/] {failed['name']}: {failed['error']}",
             highlight=False,
             soft_wrap=True,
         )
+    total = len(data["targets"])
+    console.print(
+        f"merged {len(data['merged'])} of {total} worker{'s' if total != 1 else ''} "
+        f"of {where} into {data['into']}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _merge_batch(batch: str, into: str | None, strategy: str, order: str) -> None:

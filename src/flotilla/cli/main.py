@@ -10,7 +10,7 @@ import sys
 import typer
 
 from flotilla import __version__
-from flotilla.cli import admin, inspect, integrate, launch, workflow
+from flotilla.cli import admin, inspect, integrate, launch, serve, workflow
 from flotilla.cli.render import err_console
 from flotilla.cli.state import STATE
 from flotilla.counters import count
@@ -46,6 +46,7 @@ inspect.register(app)
 admin.register(app)
 integrate.register(app)
 workflow.register(app)
+serve.register(app)
 
 
 def _hoist_json(argv: list[str]) -> list[str]:

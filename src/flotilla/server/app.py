@@ -1,21 +1,28 @@
-"""HTTP routes over the service layer. Errors become JSON `{"error": ...}` with 4xx/5xx."""
+"""HTTP routes over the service layer. Errors become JSON `{"error": ...}` with 4xx/5xx.
+
+Every route names the Permission it needs (`require`, see server/auth.py and
+domain/roles.py); only POST /auth and the OpenAPI pages are open to anyone.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 import flotilla
 from flotilla.counters import count, snapshot
 from flotilla.domain.errors import FlotillaError, NotFound
+from flotilla.domain.roles import Permission
 from flotilla.domain.states import WorkerState
 from flotilla.orchestrator.creation import CreateRequest
 from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.orchestrator.turns import tmux_session_name
+from flotilla.server.auth import Authority, install_auth, require, unguarded_routes
 from flotilla.server.routes_integration import integration_router
 from flotilla.server.routes_workflows import workflow_router
 
@@ -47,9 +54,22 @@ class PromptBody(BaseModel):
     text: str
 
 
-def build_app(service: FleetService, started_at: float | None = None) -> FastAPI:
+def _needs(permission: Permission) -> list[Any]:
+    return [Depends(require(permission))]
+
+
+READ = _needs(Permission.READ)
+
+
+def build_app(
+    service: FleetService,
+    authority: Authority,
+    started_at: float | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
     app = FastAPI(title="Flotilla", version=flotilla.__version__)
     started = started_at or time.time()
+    install_auth(app, authority)
 
     @app.exception_handler(FlotillaError)
     async def flotilla_error(_: Request, exc: FlotillaError) -> JSONResponse:
@@ -57,7 +77,7 @@ def build_app(service: FleetService, started_at: float | None = None) -> FastAPI
         count(f"api.error.{type(exc).__name__}")
         return JSONResponse({"error": str(exc), "exit_code": exc.exit_code}, status_code=status)
 
-    @app.get("/health")
+    @app.get("/health", dependencies=READ)
     async def health() -> dict[str, Any]:
         store_ok = await run_blocking(service.store.ping)
         return {
@@ -68,12 +88,12 @@ def build_app(service: FleetService, started_at: float | None = None) -> FastAPI
             "errors": snapshot(),
         }
 
-    @app.post("/workers")
+    @app.post("/workers", dependencies=_needs(Permission.SPAWN))
     async def create(body: CreateBody) -> dict[str, Any]:
         worker = await run_blocking(service.create_worker, CreateRequest(**body.model_dump()))
         return dict(worker.to_dict())
 
-    @app.post("/workers/batch")
+    @app.post("/workers/batch", dependencies=_needs(Permission.SPAWN))
     async def create_batch(body: BatchBody) -> dict[str, Any]:
         """Create many workers in one request; worktrees are made concurrently."""
         requests = [CreateRequest(**w.model_dump()) for w in body.workers]
@@ -83,7 +103,7 @@ def build_app(service: FleetService, started_at: float | None = None) -> FastAPI
             "failed": [{"name": name, "error": error} for name, error in outcome.failed],
         }
 
-    @app.get("/workers")
+    @app.get("/workers", dependencies=READ)
     async def list_workers(
         project: str | None = None,
         state: str | None = None,
@@ -97,48 +117,58 @@ def build_app(service: FleetService, started_at: float | None = None) -> FastAPI
     async def _worker(project: str, name: str) -> Any:
         return await run_blocking(service.get_worker, project, name)
 
-    @app.get("/workers/{name}")
+    @app.get("/workers/{name}", dependencies=READ)
     async def get_worker(name: str, project: str) -> dict[str, Any]:
         worker = await _worker(project, name)
         out = dict(worker.to_dict())
         out["tmux_session"] = tmux_session_name(worker) if worker.interactive else None
         return out
 
-    @app.delete("/workers/{name}")
+    @app.delete("/workers/{name}", dependencies=_needs(Permission.KILL))
     async def kill(name: str, project: str, keep_branch: bool = False) -> dict[str, Any]:
         worker = await _worker(project, name)
         killed = await run_blocking(lambda: service.kill(worker, keep_branch=keep_branch))
         return dict(killed.to_dict())
 
-    @app.post("/workers/{name}/prompt")
+    @app.post("/workers/{name}/prompt", dependencies=_needs(Permission.PROMPT))
     async def prompt(name: str, project: str, body: PromptBody) -> dict[str, Any]:
         worker = await _worker(project, name)
         return dict(await run_blocking(service.prompt, worker, body.text))
 
-    @app.get("/workers/{name}/result")
+    @app.get("/workers/{name}/result", dependencies=READ)
     async def result(name: str, project: str) -> dict[str, Any]:
         worker = await _worker(project, name)
         return dict(service.result(worker))
 
-    @app.get("/workers/{name}/diff", response_class=PlainTextResponse)
+    @app.get("/workers/{name}/diff", response_class=PlainTextResponse, dependencies=READ)
     async def diff(name: str, project: str, stat: bool = False) -> str:
         worker = await _worker(project, name)
         return str(await run_blocking(service.diff, worker, stat))
 
-    @app.get("/workers/{name}/transcript")
+    @app.get("/workers/{name}/transcript", dependencies=READ)
     async def transcript(name: str, project: str, lines: int | None = None) -> list[Any]:
         worker = await _worker(project, name)
         return list(await run_blocking(service.transcript, worker, lines))
 
-    @app.get("/workers/{name}/raw", response_class=PlainTextResponse)
+    @app.get("/workers/{name}/raw", response_class=PlainTextResponse, dependencies=READ)
     async def raw(name: str, project: str) -> str:
         worker = await _worker(project, name)
         return str(await run_blocking(service.raw_output, worker))
 
-    @app.post("/repair")
+    @app.post("/repair", dependencies=_needs(Permission.ADMIN))
     async def repair(project: str) -> list[str]:
         return list(await run_blocking(service.repair, project))
 
+    @app.post("/shutdown", dependencies=_needs(Permission.ADMIN))
+    async def shutdown() -> dict[str, str]:
+        """Stop the daemon (agents keep running; the next daemon re-adopts them)."""
+        if on_shutdown is not None:
+            on_shutdown()
+        return {"status": "stopping"}
+
     app.include_router(integration_router(service))
     app.include_router(workflow_router(service))
+    missing = unguarded_routes(app)
+    if missing:
+        raise RuntimeError(f"routes without a permission (see server/auth.py): {missing}")
     return app

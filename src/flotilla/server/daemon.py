@@ -1,8 +1,9 @@
 """The daemon process: one per state home, like tmux's server.
 
 Started by the CLI when needed (`python -m flotilla.server.daemon`), or by
-`fleet daemon start`. It holds a lock file for its whole life so two never run
-at once, serves the API on a Unix socket, and runs the supervisor. Agents run in
+`fleet daemon start`, or in the foreground by `fleet serve`, which also serves
+the API over TCP. It holds a lock file for its whole life so two never run at
+once, serves the API on a Unix socket, and runs the supervisor. Agents run in
 their own sessions, so stopping or killing the daemon never stops them; the next
 daemon re-adopts them.
 """
@@ -10,16 +11,21 @@ daemon re-adopts them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TextIO
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from flotilla.config.loader import load_config
 from flotilla.config.paths import daemon_file, socket_path, state_home
@@ -31,6 +37,7 @@ from flotilla.orchestrator.supervisor import Supervisor
 from flotilla.orchestrator.workflow_engine import engine_for
 from flotilla.orchestrator.workflow_runner import WorkflowRunner
 from flotilla.server.app import build_app
+from flotilla.server.auth import Authority, tag_listener
 from flotilla.store import open_store
 from flotilla.store.base import Store
 
@@ -61,7 +68,54 @@ def _bind(path: Path) -> socket.socket:
     return sock
 
 
-async def serve(home: Path, tmux_socket: str) -> None:
+class _Listener(uvicorn.Server):
+    """One uvicorn server per listener; signals are the daemon's, handled once for all."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listener(app: ASGIApp) -> _Listener:
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        proxy_headers=False,  # a forwarded-for header must never change who a caller is
+        timeout_graceful_shutdown=5,
+    )
+    return _Listener(config)
+
+
+async def _serve_all(listeners: list[tuple[_Listener, socket.socket]]) -> None:
+    """Serve every listener until one stops (shutdown, signal, failure), then stop the rest."""
+
+    def stop_all() -> None:
+        for server, _ in listeners:
+            if server.should_exit:
+                server.force_exit = True  # a second Ctrl-C: do not wait for open requests
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_all)
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in listeners]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for server, _ in listeners:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def serve(
+    home: Path, tmux_socket: str, authority: Authority, tcp: socket.socket | None = None
+) -> None:
+    """Run the daemon: the API on the Unix socket (and on `tcp` if given), the supervisor
+    and the workflow runner, until /shutdown or SIGINT/SIGTERM."""
     store = open_store(store_url())
     _abandon_unprepared(store)
     supervisor: Supervisor | None = None
@@ -76,21 +130,22 @@ async def serve(home: Path, tmux_socket: str) -> None:
     )
     workflows = WorkflowRunner(engine_for(service))  # workflows advance as workers end
     supervisor.on_worker_end = workflows.worker_ended
-    app = build_app(service)
-    sock = _bind(socket_path())
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    listeners: list[tuple[_Listener, socket.socket]] = []
 
-    @app.post("/shutdown")
-    async def shutdown() -> dict[str, str]:
-        server.should_exit = True
-        return {"status": "stopping"}
+    def shutdown() -> None:
+        for server, _ in listeners:
+            server.should_exit = True
+
+    app = build_app(service, authority, on_shutdown=shutdown)
+    listeners.append((_listener(tag_listener(app, local=True)), _bind(socket_path())))
+    if tcp is not None:
+        listeners.append((_listener(tag_listener(app, local=False)), tcp))
 
     stop = asyncio.Event()
     watcher = asyncio.create_task(supervisor.run(stop))
     flows = asyncio.create_task(workflows.run(stop))
     try:
-        await server.serve(sockets=[sock])
+        await _serve_all(listeners)
     finally:
         stop.set()
         supervisor.wake.set()
@@ -100,7 +155,7 @@ async def serve(home: Path, tmux_socket: str) -> None:
         socket_path().unlink(missing_ok=True)
 
 
-def main() -> int:
+def setup_logging() -> None:
     home = state_home()
     home.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -108,21 +163,53 @@ def main() -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def try_lock() -> TextIO | None:
+    """The daemon lock of this state home, held for the daemon's life; None if another has it."""
+    state_home().mkdir(parents=True, exist_ok=True)
     lock = daemon_file("lock").open("w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         count("daemon.already_running")
-        print("a flotilla daemon is already running for this state home", file=sys.stderr)
-        return 0
+        lock.close()
+        return None
+    return lock
+
+
+def running_info() -> dict[str, Any]:
+    """What the running daemon wrote of itself: pid, started_at, url (when it serves TCP)."""
+    try:
+        info: dict[str, Any] = json.loads(daemon_file("pid").read_text())
+    except (OSError, ValueError):
+        count("daemon.pid_file_unreadable")
+        return {}
+    return info
+
+
+def run_locked(
+    lock: TextIO, authority: Authority, tcp: socket.socket | None = None, url: str | None = None
+) -> int:
+    """Be the daemon of this state home (the caller holds its lock) until stopped."""
     pid_file = daemon_file("pid")
-    pid_file.write_text(json.dumps({"pid": os.getpid(), "started_at": time.time()}))
+    pid_file.write_text(json.dumps({"pid": os.getpid(), "started_at": time.time(), "url": url}))
     tmux_socket = os.environ.get("FLOTILLA_TMUX_SOCKET", "flotilla")
     try:
-        asyncio.run(serve(home, tmux_socket))
+        asyncio.run(serve(state_home(), tmux_socket, authority, tcp))
     finally:
         pid_file.unlink(missing_ok=True)
+        lock.close()
     return 0
+
+
+def main() -> int:
+    setup_logging()
+    lock = try_lock()
+    if lock is None:
+        print("a flotilla daemon is already running for this state home", file=sys.stderr)
+        return 0
+    return run_locked(lock, Authority.tolerant(state_home(), os.environ))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""HTTP routes that bring work back: merge a worker or a batch, overlapping files, pull requests.
+"""HTTP routes that bring work back: merge a worker, a workflow stage or a batch, overlapping
+files, pull requests.
 
 Errors travel like every other route's (the app's FlotillaError handler):
-bad input 400, unknown worker or batch 404, a failed merge or push 500 with
+bad input 400, unknown worker, stage or batch 404, a failed merge or push 500 with
 the one-line message (a conflict's names the files).
 """
 
@@ -9,16 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from flotilla.orchestrator import integration
+from flotilla.domain.roles import Permission
+from flotilla.orchestrator import integration, stage_merge
 from flotilla.orchestrator.service import FleetService, run_blocking
+from flotilla.server.auth import require
 
 
 class MergeBody(BaseModel):
     into: str | None = None
     strategy: str = "merge"
+
+
+class RefMergeBody(MergeBody):
+    ref: str  # a worker's name, a stage's name, or WORKFLOW/STAGE (see stage_merge.merge_ref)
 
 
 class BatchMergeBody(MergeBody):
@@ -36,7 +43,7 @@ class PullRequestBody(BaseModel):
 def integration_router(service: FleetService) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/workers/{name}/merge")
+    @router.post("/workers/{name}/merge", dependencies=[Depends(require(Permission.MERGE))])
     async def merge_worker(name: str, project: str, body: MergeBody) -> dict[str, Any]:
         return dict(
             await run_blocking(
@@ -46,7 +53,18 @@ def integration_router(service: FleetService) -> APIRouter:
             )
         )
 
-    @router.post("/batches/{batch}/merge")
+    @router.post("/merge", dependencies=[Depends(require(Permission.MERGE))])
+    async def merge_ref(project: str, body: RefMergeBody) -> dict[str, Any]:
+        """What `fleet merge REF` merges: a worker by name, else a workflow stage."""
+        return dict(
+            await run_blocking(
+                lambda: stage_merge.merge_ref(
+                    service, project, body.ref, into=body.into, strategy=body.strategy
+                )
+            )
+        )
+
+    @router.post("/batches/{batch}/merge", dependencies=[Depends(require(Permission.MERGE))])
     async def merge_batch(batch: str, project: str, body: BatchMergeBody) -> dict[str, Any]:
         return dict(
             await run_blocking(
@@ -62,11 +80,11 @@ def integration_router(service: FleetService) -> APIRouter:
             )
         )
 
-    @router.get("/conflicts")
+    @router.get("/conflicts", dependencies=[Depends(require(Permission.READ))])
     async def conflicts(project: str, batch: str | None = None) -> dict[str, Any]:
         return dict(await run_blocking(integration.conflicts, service, project, batch))
 
-    @router.post("/workers/{name}/pr")
+    @router.post("/workers/{name}/pr", dependencies=[Depends(require(Permission.PUSH))])
     async def pull_request(name: str, project: str, body: PullRequestBody) -> dict[str, Any]:
         return dict(
             await run_blocking(

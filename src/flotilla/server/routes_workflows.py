@@ -3,21 +3,27 @@
 A workflow is given as a built-in template's name or as a definition (the
 same table a TOML or YAML workflow file holds, as JSON). Errors travel like
 every other route's: bad input 400 (a definition's problems all in one
-message), an unknown workflow 404.
+message), an unknown workflow 404. Reading and validating need `read`; running,
+cancelling, resuming and cleaning up need `workflow_run`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from flotilla.domain.roles import Permission
 from flotilla.domain.workflow import WorkflowState
 from flotilla.orchestrator import workflow_view
 from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.orchestrator.workflow_create import WorkflowRequest
 from flotilla.orchestrator.workflow_engine import WorkflowEngine, engine_for
+from flotilla.server.auth import require
+
+READ = [Depends(require(Permission.READ))]
+RUN = [Depends(require(Permission.WORKFLOW_RUN))]
 
 
 class WorkflowBody(BaseModel):
@@ -55,19 +61,19 @@ def workflow_router(service: FleetService) -> APIRouter:
         row = engine.find(ref, project)
         return workflow_view.status(workflow_view.load(engine.deps, row.id))
 
-    @router.post("/workflows/validate")
+    @router.post("/workflows/validate", dependencies=READ)
     async def validate(body: WorkflowBody) -> dict[str, Any]:
         """Every problem of a definition, without starting anything."""
         request = WorkflowRequest(**body.model_dump())
         return dict(await run_blocking(engine.validate, request))
 
-    @router.post("/workflows")
+    @router.post("/workflows", dependencies=RUN)
     async def run(body: WorkflowBody) -> dict[str, Any]:
         request = WorkflowRequest(**body.model_dump())
         row = await run_blocking(engine.create, request)
         return dict(await run_blocking(_status, row.id, None))
 
-    @router.get("/workflows")
+    @router.get("/workflows", dependencies=READ)
     async def list_workflows(
         project: str | None = None, state: str | None = None
     ) -> list[dict[str, Any]]:
@@ -75,11 +81,11 @@ def workflow_router(service: FleetService) -> APIRouter:
         rows = await run_blocking(engine.deps.workflows.list_workflows, project, states)
         return [workflow_view.summary(row) for row in rows]
 
-    @router.get("/workflows/{ref}")
+    @router.get("/workflows/{ref}", dependencies=READ)
     async def status(ref: str, project: str | None = None) -> dict[str, Any]:
         return dict(await run_blocking(_status, ref, project))
 
-    @router.get("/workflows/{ref}/result")
+    @router.get("/workflows/{ref}/result", dependencies=READ)
     async def result(ref: str, project: str | None = None) -> dict[str, Any]:
         def answer() -> dict[str, Any]:
             row = engine.find(ref, project)
@@ -87,7 +93,7 @@ def workflow_router(service: FleetService) -> APIRouter:
 
         return dict(await run_blocking(answer))
 
-    @router.post("/workflows/{ref}/cancel")
+    @router.post("/workflows/{ref}/cancel", dependencies=RUN)
     async def cancel(ref: str, project: str | None = None) -> dict[str, Any]:
         def answer() -> dict[str, Any]:
             row = engine.cancel(engine.find(ref, project).id)
@@ -95,7 +101,7 @@ def workflow_router(service: FleetService) -> APIRouter:
 
         return dict(await run_blocking(answer))
 
-    @router.post("/workflows/{ref}/resume")
+    @router.post("/workflows/{ref}/resume", dependencies=RUN)
     async def resume(ref: str, body: ResumeBody, project: str | None = None) -> dict[str, Any]:
         def answer() -> dict[str, Any]:
             row = engine.find(ref, project)
@@ -104,7 +110,7 @@ def workflow_router(service: FleetService) -> APIRouter:
 
         return dict(await run_blocking(answer))
 
-    @router.post("/workflows/{ref}/cleanup")
+    @router.post("/workflows/{ref}/cleanup", dependencies=RUN)
     async def cleanup(ref: str, body: CleanupBody, project: str | None = None) -> dict[str, Any]:
         def answer() -> dict[str, Any]:
             row = engine.find(ref, project)
