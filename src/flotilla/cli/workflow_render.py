@@ -36,6 +36,10 @@ MARK = {
 }
 
 
+# A worker in one of these states has a tmux session a person can attach to.
+LIVE_WORKER_STATES = ("starting", "running", "waiting")
+
+
 def _styled(state: str) -> str:
     return f"[{STAGE_STYLE.get(state, '')}]{state}[/]"
 
@@ -56,6 +60,8 @@ def _stage_line(stage: dict[str, Any]) -> Text:
         ]
     )
     fan = f" x{count}" if count > 1 else ""
+    if stage.get("interactive"):
+        fan += " interactive"
     attempt = f"  attempt {stage['attempt']}" if stage["attempt"] > 1 else ""
     outcome = f" ({stage['outcome']})" if stage.get("outcome") else ""
     winner = f"  winner [bold]{stage['winner']}[/]" if stage.get("winner") else ""
@@ -81,6 +87,17 @@ def _worker_line(worker: dict[str, Any]) -> Text:
     )
 
 
+def _attach_hint(worker: dict[str, Any]) -> Text | None:
+    """How to reach a running interactive worker, and what ends it."""
+    if not worker.get("tmux_session") or worker["state"] not in LIVE_WORKER_STATES:
+        return None
+    return Text(
+        f"attach: fleet attach {worker['name']}  (tmux session {worker['tmux_session']}; "
+        "the stage goes on when the agent exits)",
+        style="yellow",
+    )
+
+
 def workflow_tree(data: dict[str, Any]) -> RenderableType:
     """The live view of `status --watch`: stages (and their workers), then a progress bar."""
     head = Text.from_markup(
@@ -94,6 +111,10 @@ def workflow_tree(data: dict[str, Any]) -> RenderableType:
         if len(workers) > 1 or stage["attempt"] > 1:
             for worker in workers:
                 node.add(_worker_line(worker))
+        for worker in workers:
+            hint = _attach_hint(worker)
+            if hint is not None:
+                node.add(hint)
         ranking = (data.get("ranking") or {}).get(stage["name"])
         if ranking:
             for row in ranking.get("rows", []):

@@ -167,6 +167,9 @@ class StageSpec:
     rank: bool = False  # compete: rank this stage's workers by facts, keep the winner
     judge: str | None = None  # rank stages: the agent kind asked to break a tie
     picks: str | None = None  # judge stages: the upstream stage whose winner this one picks
+    # The stage's agents run in tmux sessions a person attaches to (`fleet attach NAME`),
+    # e.g. a human-in-the-loop review; the stage ends when they exit. Judges stay headless.
+    interactive: bool = False
 
     @property
     def agent_kinds(self) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """Workflow values <-> the plain JSON the store keeps: specs, stage facts, ranking tables.
 
 A workflow's spec is stored whole when it starts, so a restarted daemon (or a
-workflow file edited since) runs exactly what was started.
+workflow file edited since) runs exactly what was started. A stage field added
+later (`interactive`, say) takes its default in a spec stored before it existed.
 """
 
 from __future__ import annotations

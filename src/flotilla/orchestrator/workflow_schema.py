@@ -49,6 +49,7 @@ STAGE_KEYS = (
     "rank",
     "judge",
     "picks",
+    "interactive",
 )
 _PARAM_REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _TRUE = ("true", "yes", "on", "1")
@@ -234,6 +235,7 @@ def _parse_stage(key: str | None, table: Mapping[str, Any], index: int, source: 
         rank=read.flag("rank"),
         judge=read.text("judge"),
         picks=read.text("picks"),
+        interactive=read.flag("interactive"),
     )
 
 

@@ -134,6 +134,7 @@ def _request(deps: Deps, ctx: RunContext, row: StageWorkerRow, prompt: str) -> C
         env=deps.load_env(ctx.wf.id),
         extra_flags=spec.extra_flags if row.role == "candidate" else (),
         timeout_s=spec.timeout_s,
+        interactive=spec.interactive and row.role == "candidate",  # a tie's judge: headless
         **inherit,
     )
 

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from flotilla.domain.workflow import StageState
+from flotilla.orchestrator.turns import tmux_session_name
 from flotilla.orchestrator.workflow_context import Deps, RunContext
 from flotilla.store.workflow_rows import StageWorkerRow, WorkflowRow
 
@@ -60,6 +61,9 @@ def _worker_view(ctx: RunContext, planned: StageWorkerRow) -> dict[str, Any]:
             started_at=worker.started_at,
             ended_at=worker.ended_at,
             elapsed_s=_elapsed(worker.started_at, worker.ended_at),
+            interactive=worker.interactive,
+            # Where a person attaches (`fleet attach NAME`) while the worker runs.
+            tmux_session=tmux_session_name(worker) if worker.interactive else None,
         )
     return out
 
@@ -83,6 +87,7 @@ def status(ctx: RunContext) -> dict[str, Any]:
                 "worktree": spec.worktree,
                 "inherit_from": spec.inherit_from,
                 "rank": spec.rank,
+                "interactive": spec.interactive,
                 "attempt": row.attempt,
                 "outcome": row.outcome,
                 "error": row.error,
