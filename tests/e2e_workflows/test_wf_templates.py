@@ -55,7 +55,13 @@ def test_write_review_refine_works_on_one_branch_and_merges(fleet: Fleet, agents
     assert git(fleet.repo, "show", "main:notes.md") == "first draft\nafter review\n"
     result = fleet.json("workflow", "result", wf["id"])
     assert result["merged"][0]["into"] == "main" and result["merged"][0]["changed"]
-    assert result["stages"]["refine"]["files"] == ["app.py", "notes.md"]
+    # Each stage's facts are its own changes: the work before it was committed first.
+    assert result["stages"]["implement"]["files"] == ["app.py", "notes.md"]
+    assert result["stages"]["review"]["files"] == []
+    assert result["stages"]["refine"]["files"] == ["notes.md"]
+    assert [result["stages"][s]["cost_usd"] for s in ("implement", "review", "refine")] == [
+        pytest.approx(0.01)
+    ] * 3
     # cleanup removes the shared worktree once; the record stays.
     cleaned = fleet.json("workflow", "cleanup", wf["id"])
     assert sorted(cleaned["removed"]) == sorted(

@@ -12,6 +12,7 @@ from flotilla.domain.templating import (
     TemplateContext,
     combine_facts,
     facts_from_result,
+    next_steps_in,
     references,
     render,
     template_problems,
@@ -137,3 +138,25 @@ def test_combine_facts_labels_each_worker() -> None:
     assert combined.next_steps == ("w-A: add logout", "w-A: document it")
     assert set(combined.result["workers"]) == {"w-A", "w-B"}
     assert combine_facts([("w-A", IMPL)]) is IMPL
+
+
+def test_next_steps_are_read_from_a_heading_when_the_agent_gave_none() -> None:
+    summary = (
+        "The parser misses empty input.\n\n## Next steps\n\n- handle ''\n2. add a test\n\nThanks."
+    )
+    facts = facts_from_result({"summary": summary, "outcome": "success"})
+    assert facts.next_steps == ("handle ''", "add a test")
+    given = facts_from_result({"summary": summary, "next_steps": ["theirs"]})
+    assert given.next_steps == ("theirs",)  # the agent's own list wins
+
+
+def test_prose_after_a_next_steps_line_is_not_a_list() -> None:
+    assert next_steps_in("Next steps are up to you.\nI think\n- this is not one") == ()
+    assert next_steps_in("no heading\n- a\n- b") == ()
+
+
+def test_diff_stat_counts_in_words() -> None:
+    one = facts_from_result({"files": ["a.py"], "insertions": 1, "deletions": 0})
+    assert one.diff_stat == "1 file changed, 1 insertion(+), 0 deletions(-)"
+    two = facts_from_result({"files": ["a.py", "b.py"], "insertions": 3, "deletions": 2})
+    assert two.diff_stat == "2 files changed, 3 insertions(+), 2 deletions(-)"

@@ -198,6 +198,32 @@ def _describe_tests(tests: Mapping[str, Any] | None) -> str:
     return f"{text}: {command}" if command else text
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+_STEPS_HEADING = re.compile(r"^\W*next steps?\b.*$", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+(.*\S)")
+
+
+def next_steps_in(text: str) -> tuple[str, ...]:
+    """The list under a "Next steps" heading of an agent's final words (agents whose
+    CLI reports no next steps of their own); empty when there is none."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if not _STEPS_HEADING.match(line):
+            continue
+        steps: list[str] = []
+        for item in lines[index + 1 :]:
+            found = _LIST_ITEM.match(item)
+            if found:
+                steps.append(found.group(1))
+            elif item.strip():
+                break  # the list ended (or there was none)
+        return tuple(steps)
+    return ()
+
+
 def facts_from_result(result: Mapping[str, Any], status: str = "") -> StageFacts:
     """StageFacts from a worker's result dict (flotilla.domain.worker.Result.to_dict())."""
     files = tuple(
@@ -206,15 +232,18 @@ def facts_from_result(result: Mapping[str, Any], status: str = "") -> StageFacts
     )
     insertions, deletions = int(result.get("insertions") or 0), int(result.get("deletions") or 0)
     diff_stat = (
-        f"{len(files)} files changed, {insertions} insertions(+), {deletions} deletions(-)"
+        f"{_plural(len(files), 'file')} changed, {_plural(insertions, 'insertion')}(+), "
+        f"{_plural(deletions, 'deletion')}(-)"
         if files
         else "no changes"
     )
+    summary = str(result.get("summary") or "")
+    steps = result.get("next_steps") or next_steps_in(summary)
     return StageFacts(
-        summary=str(result.get("summary") or ""),
+        summary=summary,
         files=files,
         diff_stat=diff_stat,
-        next_steps=tuple(str(step) for step in result.get("next_steps") or ()),
+        next_steps=tuple(str(step) for step in steps),
         status=status or str(result.get("outcome") or ""),
         tests=_describe_tests(result.get("tests")),
         result=dict(result),

@@ -27,7 +27,6 @@ from flotilla.domain.templating import (
 from flotilla.domain.worker import TestReport, Worker
 from flotilla.domain.workflow import StageState, WorkflowState
 from flotilla.orchestrator.creation import CreateRequest
-from flotilla.orchestrator.snapshot import RunSettings
 from flotilla.orchestrator.turns import load_env
 from flotilla.orchestrator.workflow_codec import facts_to_dict
 from flotilla.orchestrator.workflow_context import (
@@ -38,7 +37,9 @@ from flotilla.orchestrator.workflow_context import (
     worker_name,
 )
 from flotilla.store.workflow_rows import StageWorkerRow
+from flotilla.workspace.repo import resolve_ref
 from flotilla.workspace.testing import run_test_command
+from flotilla.workspace.worktrees import commit_all
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def _request(deps: Deps, ctx: RunContext, row: StageWorkerRow, prompt: str) -> C
                 "(it did not run, or its worker was removed)"
             )
         inherit = {"inherit_worktree": owner.worktree, "inherit_branch": owner.branch}
-        base_ref = RunSettings.from_dict(owner.settings).base_commit or base_ref
+        base_ref = _continue_from(owner.worktree, spec.inherit_from)
     return CreateRequest(
         project=ctx.wf.project,
         name=row.name,
@@ -137,6 +138,19 @@ def _request(deps: Deps, ctx: RunContext, row: StageWorkerRow, prompt: str) -> C
         interactive=spec.interactive and row.role == "candidate",  # a tie's judge: headless
         **inherit,
     )
+
+
+def _continue_from(worktree: str, upstream: str) -> str:
+    """The commit an inheriting stage starts from: the work so far, committed on the shared
+    branch, so the stage's facts (files, diff) are what it changed itself."""
+    tree = Path(worktree)
+    if not tree.is_dir():
+        raise _StageProblem(f"the worktree of stage {upstream!r} ({tree}) no longer exists")
+    try:
+        made = commit_all(tree, f"flotilla: the work of stage {upstream!r}")
+        return made or resolve_ref(tree, "HEAD")
+    except FlotillaError as exc:
+        raise _StageProblem(f"could not commit the work of stage {upstream!r}: {exc}") from exc
 
 
 class _StageProblem(FlotillaError):

@@ -128,6 +128,7 @@ def result(ctx: RunContext) -> dict[str, Any]:
     stages: dict[str, Any] = {}
     for name, row in ctx.stages.items():
         facts = row.facts or {}
+        stage_in, stage_out, stage_cost = ctx.stage_usage(name)
         stages[name] = {
             "state": row.state.value,
             "outcome": row.outcome,
@@ -140,6 +141,9 @@ def result(ctx: RunContext) -> dict[str, Any]:
             "tests": facts.get("tests", ""),
             "next_steps": facts.get("next_steps", []),
             "workers": [r.name for r in ctx.rows(name, role=None)] if row.attempt else [],
+            "input_tokens": stage_in,
+            "output_tokens": stage_out,
+            "cost_usd": stage_cost,
         }
     tokens_in, tokens_out, cost = ctx.total_usage()
     return {
