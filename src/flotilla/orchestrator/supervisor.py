@@ -25,6 +25,12 @@ from flotilla.domain.states import Outcome, WorkerState
 from flotilla.domain.worker import Worker
 from flotilla.executors.pricing import Price
 from flotilla.executors.registry import get_executor
+from flotilla.orchestrator.admission import (
+    HOOKS_START,
+    IDENTITY_FILE,
+    SESSION_USAGE,
+    Admission,
+)
 from flotilla.orchestrator.adoption import Start, unrecorded_start
 from flotilla.orchestrator.exitwatch import ExitWatches
 from flotilla.orchestrator.policy import TurnVerdict, backoff_delay, judge_turn
@@ -35,7 +41,6 @@ from flotilla.orchestrator.turns import (
     UsageDelta,
     append_transcript,
     attempt_dir,
-    start_turn,
     tmux_session_name,
 )
 from flotilla.runtime.process import ProcessIdentity, is_alive, kill_tree
@@ -46,12 +51,6 @@ from flotilla.store.base import Store
 log = logging.getLogger(__name__)
 
 ACTIVE = (WorkerState.STARTING, WorkerState.RUNNING, WorkerState.WAITING)
-IDENTITY_FILE = "identity.json"
-RESTART_PROMPT = (
-    "Continue the task where you left off. (Flotilla restarted you after a period with no output.)"
-)
-HOOKS_START = "hooks_start"  # where this turn's lines begin in the hooks file
-SESSION_USAGE = "session_usage"  # usage the session reported so far (cumulative CLIs)
 VANISHED = -1  # exit code recorded when the process died without leaving its exit status
 
 
@@ -82,6 +81,15 @@ class Supervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Called (from a thread) once a worker reached a terminal state: workflows advance.
         self.on_worker_end: Callable[[Worker], None] = lambda worker: None
+        self._admission = Admission(
+            store,
+            home,
+            max_concurrent=max_concurrent,
+            tmux_socket=tmux_socket,
+            clock=clock,
+            on_started=self._watch_exit,
+            on_failed=self._ended,
+        )
 
     # -- the loop ---------------------------------------------------------------
 
@@ -147,7 +155,7 @@ class Supervisor:
 
     def _admit_all(self) -> None:
         try:
-            self._admit()
+            self._admission.admit()
         except Exception:
             count("supervisor.admit_failed")
             log.exception("admission pass failed")
@@ -395,82 +403,6 @@ class Supervisor:
         self.store.update_worker(
             worker.id, state=WorkerState.QUEUED, settings=settings, pid=None, **fields
         )
-
-    # -- admission -----------------------------------------------------------------
-
-    def _admit(self) -> None:
-        now = self.clock()
-        active: dict[str, int] = {}
-        for worker in self.store.list_workers(states=[WorkerState.QUEUED]):
-            if worker.not_before is not None and worker.not_before > now:
-                continue
-            if worker.worktree == "":
-                continue  # still being prepared by the service
-            running = active.get(worker.project)
-            if running is None:
-                running = self.store.count_active(worker.project)
-            limit = self.max_concurrent(worker.project)
-            if running >= limit:
-                active[worker.project] = running
-                continue
-            if self._start(worker):
-                running += 1
-            active[worker.project] = running
-
-    def _start(self, worker: Worker) -> bool:
-        mode = worker.settings.get("next_turn", "initial")
-        prompt, resume = worker.prompt, False
-        if mode == "restart":
-            prompt, resume = RESTART_PROMPT, True
-        elif mode == "prompt":
-            row = self.store.take_next_prompt(worker.id)
-            if row is None:
-                count("supervisor.prompt_missing")
-                mode = "initial"
-            else:
-                prompt, resume = row.text, True
-        worker = self.store.update_worker(
-            worker.id, expect_state=WorkerState.QUEUED, state=WorkerState.STARTING
-        )
-        try:
-            started = start_turn(
-                worker, prompt=prompt, resume=resume, home=self.home, tmux_socket=self.tmux_socket
-            )
-        except Exception as exc:
-            count("supervisor.start_failed")
-            log.exception("starting %s failed", worker.name)
-            failed = self.store.update_worker(
-                worker.id,
-                state=WorkerState.FAILED,
-                outcome=Outcome.ERROR,
-                error=f"could not start the agent: {exc}",
-                ended_at=self.clock(),
-            )
-            self._ended(failed)
-            return False
-        identity = {"pid": started.identity.pid, "started_at": started.identity.started_at}
-        (attempt_dir(worker, started.attempt) / IDENTITY_FILE).write_text(json.dumps(identity))
-        now = self.clock()
-        settings = dict(worker.settings)
-        settings.pop("next_turn", None)
-        settings[HOOKS_START] = started.hooks_start
-        if not resume:
-            settings.pop(SESSION_USAGE, None)  # a new session counts from zero
-        self._watch_exit(worker.id, started.identity)
-        self.store.update_worker(
-            worker.id,
-            state=WorkerState.RUNNING,
-            pid=started.identity.pid,
-            pid_started_at=started.identity.started_at,
-            attempt=started.attempt,
-            session_id=started.session_id or worker.session_id,
-            started_at=worker.started_at or now,
-            last_output_at=now,
-            out_offset=0,
-            not_before=None,
-            settings=settings,
-        )
-        return True
 
 
 def _usage_fields(worker: Worker, added: UsageDelta) -> dict[str, Any]:
