@@ -10,7 +10,8 @@ import sys
 import typer
 
 from flotilla import __version__
-from flotilla.cli import admin, inspect, integrate, launch, serve, workflow
+from flotilla.cli import admin, coordination, inspect, integrate, launch, serve, workflow
+from flotilla.cli import messages as messages_cli
 from flotilla.cli.render import err_console
 from flotilla.cli.state import STATE
 from flotilla.counters import count
@@ -47,6 +48,8 @@ admin.register(app)
 integrate.register(app)
 workflow.register(app)
 serve.register(app)
+coordination.register(app)
+messages_cli.register(app)
 
 
 def _hoist_json(argv: list[str]) -> list[str]:

@@ -7,10 +7,10 @@ domain/roles.py); only POST /auth and the OpenAPI pages are open to anyone.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -66,6 +66,7 @@ def build_app(
     authority: Authority,
     started_at: float | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     app = FastAPI(title="Flotilla", version=flotilla.__version__)
     started = started_at or time.time()
@@ -168,6 +169,8 @@ def build_app(
 
     app.include_router(integration_router(service))
     app.include_router(workflow_router(service))
+    for router in routers:  # the coordination objects' routes, made by the daemon
+        app.include_router(router)
     missing = unguarded_routes(app)
     if missing:
         raise RuntimeError(f"routes without a permission (see server/auth.py): {missing}")

@@ -32,12 +32,14 @@ from flotilla.config.paths import daemon_file, socket_path, state_home
 from flotilla.counters import count
 from flotilla.domain.states import WorkerState
 from flotilla.orchestrator.creation import undo_worker
+from flotilla.orchestrator.delivery_loop import chain
 from flotilla.orchestrator.service import FleetService
 from flotilla.orchestrator.supervisor import Supervisor
 from flotilla.orchestrator.workflow_engine import engine_for
 from flotilla.orchestrator.workflow_runner import WorkflowRunner
 from flotilla.server.app import build_app
 from flotilla.server.auth import Authority, tag_listener
+from flotilla.server.coordination_wiring import CoordinationSide
 from flotilla.store import open_store
 from flotilla.store.base import Store
 
@@ -129,14 +131,15 @@ async def serve(
         store, home, max_concurrent=service.max_concurrent, tmux_socket=tmux_socket
     )
     workflows = WorkflowRunner(engine_for(service))  # workflows advance as workers end
-    supervisor.on_worker_end = workflows.worker_ended
+    side = await CoordinationSide.start(service)  # bus, messages, teams, checkpoints
+    supervisor.on_worker_end = chain(workflows.worker_ended, side.worker_ended)
     listeners: list[tuple[_Listener, socket.socket]] = []
 
     def shutdown() -> None:
         for server, _ in listeners:
             server.should_exit = True
 
-    app = build_app(service, authority, on_shutdown=shutdown)
+    app = build_app(service, authority, on_shutdown=shutdown, routers=side.routers(service))
     listeners.append((_listener(tag_listener(app, local=True)), _bind(socket_path())))
     if tcp is not None:
         listeners.append((_listener(tag_listener(app, local=False)), tcp))
@@ -144,6 +147,7 @@ async def serve(
     stop = asyncio.Event()
     watcher = asyncio.create_task(supervisor.run(stop))
     flows = asyncio.create_task(workflows.run(stop))
+    deliveries = asyncio.create_task(side.run(stop))
     try:
         await _serve_all(listeners)
     finally:
@@ -151,6 +155,8 @@ async def serve(
         supervisor.wake.set()
         await watcher
         await flows
+        await deliveries
+        await side.close()
         store.close()
         socket_path().unlink(missing_ok=True)
 

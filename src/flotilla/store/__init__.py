@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
+from flotilla.store import bus_schema as bus_schema  # registers the bus tables
+from flotilla.store import coordination_schema as coordination_schema  # and the teams'
 from flotilla.store import task_schema as task_schema  # registers the task tables
 from flotilla.store.base import HistoryRow, PromptRow, PromptStatus, Store
 from flotilla.store.engine import make_engine, parse_store_url, redact

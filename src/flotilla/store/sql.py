@@ -12,7 +12,7 @@ import fnmatch
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -49,6 +49,9 @@ class SqlStore:
         self._engine = engine
         self._sqlite = is_sqlite(engine)
         self._write_lock = threading.Lock()
+        # Called after a worker was created (previous None) or changed state, once committed:
+        # the daemon publishes `worker.state` events through it (flotilla.bus.hooks).
+        self.on_state_change: Callable[[Worker, WorkerState | None], None] | None = None
 
     @property
     def url(self) -> str:
@@ -111,7 +114,9 @@ class SqlStore:
                     created_at=worker.created_at or time.time(),
                 )
                 conn.execute(sa.insert(workers).values(**encode_worker(created)))
-                return created
+            if self.on_state_change is not None:
+                self.on_state_change(created, None)
+            return created
         except IntegrityError as exc:
             # Lost a race with another creator between our check and our insert.
             if self.find_worker(worker.project, worker.name) is not None:
@@ -187,7 +192,10 @@ class SqlStore:
                     _add_history(
                         conn, worker_id, "state", {"from": current.value, "to": target.value}
                     )
-                return _get(conn, worker_id)
+                updated = _get(conn, worker_id)
+            if target is not None and self.on_state_change is not None:
+                self.on_state_change(updated, current)
+            return updated
         raise OperationFailed(f"worker {worker_id} kept changing while being updated; try again")
 
     def delete_worker(self, worker_id: str) -> None:
