@@ -10,7 +10,8 @@ import sys
 import typer
 
 from flotilla import __version__
-from flotilla.cli import admin, coordination, inspect, integrate, launch, serve, workflow
+from flotilla.cli import admin, coordination, inspect, integrate, launch, serve, tasks, workflow
+from flotilla.cli import mcp as mcp_cli
 from flotilla.cli import messages as messages_cli
 from flotilla.cli.render import err_console
 from flotilla.cli.state import STATE
@@ -50,6 +51,8 @@ workflow.register(app)
 serve.register(app)
 coordination.register(app)
 messages_cli.register(app)
+mcp_cli.register(app)
+tasks.register(app)
 
 
 def _hoist_json(argv: list[str]) -> list[str]:

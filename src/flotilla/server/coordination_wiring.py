@@ -1,14 +1,23 @@
 """The daemon's coordination side: the bus, messages and their delivery, teams, swarms,
-the blackboard and checkpoints, made once over one store and wired to each other.
+the blackboard, checkpoints and tasks, made once over one store and wired to each other.
 
 Every coordination object reports its changes as events on the bus, so one stream
-(GET /events, and the WebSocket built on it) shows workers, messages and teams alike.
+(GET /events, and the WebSocket built on it) shows workers, messages, teams and tasks
+alike (`task.created`, `task.claimed`, `task.lease_expired`, `task.done`, ...).
+
+Two loops run beside the API: message delivery, and the lease sweep, which every
+`lease_sweep_s` puts tasks whose holder stopped renewing back in the queue (a claim
+that finds nothing also sweeps, so this bounds how long an expired task sits unseen).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -16,16 +25,36 @@ from flotilla.bus.hooks import event_publisher, worker_state_publisher
 from flotilla.bus.inprocess import InProcessTransport
 from flotilla.counters import count
 from flotilla.domain.errors import NotFound
+from flotilla.domain.tasks import EventKind, Task
 from flotilla.domain.worker import Worker
 from flotilla.orchestrator.checkpoints import Checkpoints
 from flotilla.orchestrator.coordination import Coordination
 from flotilla.orchestrator.delivery_loop import DeliveryLoop
 from flotilla.orchestrator.messaging import MessageService, team_of
 from flotilla.orchestrator.service import FleetService
+from flotilla.orchestrator.tasks import TaskService
 from flotilla.server.routes_coordination import coordination_router
 from flotilla.server.routes_messages import message_router
+from flotilla.server.routes_tasks import task_router
 from flotilla.store.bus_sql import bus_store
 from flotilla.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+LEASE_SWEEP_S = 2.0
+TASK_EVENT_PREFIX = "task."
+
+
+def task_publisher(
+    publish: Callable[[str, dict[str, Any]], None],
+) -> Callable[[Task, EventKind], None]:
+    """TaskService's `on_change`: each stored move as a `task.<kind>` event about the task,
+    in its team (the payload is the task as stored after the move)."""
+
+    def on_change(task: Task, kind: EventKind) -> None:
+        publish(f"{TASK_EVENT_PREFIX}{kind.value}", task.to_dict())
+
+    return on_change
 
 
 @dataclass
@@ -35,9 +64,14 @@ class CoordinationSide:
     delivery: DeliveryLoop
     teams: Coordination
     checkpoints: Checkpoints
+    tasks: TaskService
+    lease_sweep_s: float = LEASE_SWEEP_S
+    sweeps: int = field(default=0, init=False)  # lease sweeps begun (tests wait on it)
 
     @classmethod
-    async def start(cls, service: FleetService) -> CoordinationSide:
+    async def start(
+        cls, service: FleetService, *, lease_sweep_s: float = LEASE_SWEEP_S
+    ) -> CoordinationSide:
         store = service.store
         bus = InProcessTransport(bus_store(store))  # the store's event log, fanned out
         await bus.start()
@@ -61,19 +95,34 @@ class CoordinationSide:
 
         messages = MessageService(store, service, bus, members=team_workers)
         delivery = DeliveryLoop(messages, bus=bus)
-        return cls(bus, messages, delivery, teams, Checkpoints(service, on_event=publish))
+        tasks = TaskService(store, on_change=task_publisher(publish))
+        checkpoints = Checkpoints(service, on_event=publish)
+        return cls(bus, messages, delivery, teams, checkpoints, tasks, lease_sweep_s)
 
     def routers(self, service: FleetService) -> list[APIRouter]:
         return [
             message_router(self.messages),
             coordination_router(service, self.teams, self.checkpoints),
+            task_router(self.tasks),
         ]
 
     def worker_ended(self, worker: Worker) -> None:
         self.delivery.worker_ended(worker)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.delivery.run(stop)
+        """Deliver messages and sweep expired leases until `stop` is set."""
+        await asyncio.gather(self.delivery.run(stop), self.sweep_leases(stop))
+
+    async def sweep_leases(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.sweeps += 1
+            try:
+                await asyncio.to_thread(self.tasks.expire_leases)
+            except Exception:  # one failed sweep (a locked or lost database) is not the end
+                count("tasks.lease_sweep_failed")
+                log.exception("sweeping expired task leases failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.lease_sweep_s)
 
     async def close(self) -> None:
         await self.bus.close()

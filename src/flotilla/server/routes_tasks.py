@@ -1,0 +1,467 @@
+"""HTTP routes of coordination tasks: a team's queue, atomic claims under leases, results.
+
+Each route names its Permission (domain/roles.py):
+
+    READ           GET /tasks, /tasks/{id} (with its readiness), /tasks/{id}/history
+    TASK_CREATE    POST /tasks
+    TASK_ASSIGN    POST /tasks/{id}/assign, /tasks/{id}/requeue, /tasks/{id}/cancel
+    TASK_CLAIM     POST /tasks/claim, /tasks/{id}/heartbeat, /tasks/{id}/release
+    TASK_COMPLETE  POST /tasks/{id}/complete, /tasks/{id}/fail; PATCH /tasks/{id}
+
+Beyond the role, who may act: a token acts for its own agent and on its own team's
+tasks only; a coordinator's token acts on any team and may name another agent (and
+then finishes, renews or releases a task whoever holds it). A local caller (the CLI
+over the Unix socket) names the agent it acts for and is then held to that agent's
+claims, or names none and acts as "user" with a coordinator's reach. Only a task's
+holder renews, updates, completes, fails or releases it.
+
+Errors, each one line under `error`, counted, with nothing stored: a body over 1 MiB
+is 413; a body or query that does not fit its model 422 (naming each field, with
+FastAPI's `detail` list beside it); a bad value the service refuses 400; a move the
+task's state forbids (already claimed, not held, finished) 409; an unknown id 404; a
+refused caller 401/403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Message
+
+from flotilla.counters import count
+from flotilla.domain.errors import IllegalTransition, UsageError
+from flotilla.domain.roles import Permission, Role
+from flotilla.domain.tasks import (
+    MAX_DEPENDENCIES,
+    MAX_LABEL_LENGTH,
+    MAX_LABELS,
+    MAX_LEASE_S,
+    MAX_TITLE_LENGTH,
+    PRIORITY_RANGE,
+    Task,
+    TaskState,
+)
+from flotilla.orchestrator.tasks import MAX_DESCRIPTION, MAX_REASON, TaskService
+from flotilla.server.auth import AuthError, Principal, require
+
+P = Permission
+PERSON = "user"  # who a local caller is when it names no agent
+MAX_BODY_BYTES = 1_048_576  # a result is any JSON, but not an unbounded one
+DEFAULT_LIST_LIMIT = 500
+MAX_LIST_LIMIT = 5000
+NAME = 128
+
+Lease = Field(default=None, gt=0, le=MAX_LEASE_S, description="Seconds until the claim lapses.")
+Actor = Field(default=None, min_length=1, max_length=NAME)
+TaskId = Path(min_length=1, max_length=NAME, description="The task's id (t-...).")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateBody(_Body):
+    team: str = Field(min_length=1, max_length=NAME)
+    title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+    labels: list[str] = Field(default_factory=list, max_length=MAX_LABELS)
+    priority: int = Field(default=0, ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])
+    depends_on: list[str] = Field(default_factory=list, max_length=MAX_DEPENDENCIES)
+    agent_kind: str | None = Field(default=None, min_length=1, max_length=NAME)
+    requires: list[str] = Field(default_factory=list, max_length=MAX_LABELS)
+
+
+class UpdateBody(_Body):
+    """Only the fields given change; `agent_kind: null` lifts the kind restriction."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_LENGTH)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    labels: list[str] | None = Field(default=None, max_length=MAX_LABELS)
+    priority: int | None = Field(default=None, ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])
+    depends_on: list[str] | None = Field(default=None, max_length=MAX_DEPENDENCIES)
+    agent_kind: str | None = Field(default=None, min_length=1, max_length=NAME)
+    requires: list[str] | None = Field(default=None, max_length=MAX_LABELS)
+    note: str | None = Field(default=None, max_length=MAX_REASON)
+    expect_version: int | None = Field(default=None, ge=0)
+    actor: str | None = Actor
+
+
+class ClaimBody(_Body):
+    claimer: str | None = Actor
+    team: str | None = Field(default=None, min_length=1, max_length=NAME)
+    agent_kind: str | None = Field(default=None, min_length=1, max_length=NAME)
+    labels: list[str] = Field(default_factory=list, max_length=MAX_LABELS)
+    lease_s: float | None = Lease
+
+
+class AssignBody(_Body):
+    assignee: str = Field(min_length=1, max_length=NAME)
+    lease_s: float | None = Lease
+    reassign: bool = False
+
+
+class HeartbeatBody(_Body):
+    holder: str | None = Actor
+    lease_s: float | None = Lease
+
+
+class CompleteBody(_Body):
+    result: Any = None
+    actor: str | None = Actor
+
+
+class FailBody(_Body):
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    result: Any = None
+    actor: str | None = Actor
+
+
+class ReasonBody(_Body):
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
+    actor: str | None = Actor
+
+
+# -- errors as one line ----------------------------------------------------------------------
+
+
+def describe_invalid(exc: RequestValidationError) -> str:
+    """'bad request: title: String should have at most 200 characters; priority: ...'."""
+    problems = []
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        if error.get("type") == "json_invalid":  # loc is ("body", offset)
+            why = error.get("ctx", {}).get("error", "")
+            problems.append(f"body: JSON decode error ({why} at character {loc[-1]})")
+            continue
+        where = ".".join(str(part) for part in loc[1:]) or "body"
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "bad request: " + "; ".join(problems)
+
+
+class TaskRoute(APIRoute):
+    """Answers, with one line under `error` (as every other Flotilla error) and counted: a
+    body over MAX_BODY_BYTES (413), a request that does not fit its model (422), and a move
+    the task's state forbids (409)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                if request.method in ("POST", "PATCH"):
+                    request = await _read_capped(request, MAX_BODY_BYTES)
+                return await handler(request)
+            except _TooLarge:
+                count("api.tasks.body_too_large")
+                message = f"the request body is over {MAX_BODY_BYTES} bytes: send less"
+                return JSONResponse({"error": message, "exit_code": 2}, status_code=413)
+            except RequestValidationError as exc:
+                count("api.tasks.bad_request")
+                detail = [
+                    {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e["type"]}
+                    for e in exc.errors()
+                ]
+                body = {"error": describe_invalid(exc), "exit_code": 2, "detail": detail}
+                return JSONResponse(body, status_code=422)
+            except IllegalTransition as exc:
+                count(f"api.tasks.conflict.{type(exc).__name__}")
+                return JSONResponse({"error": str(exc), "exit_code": exc.exit_code}, 409)
+
+        return handle
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> Request:
+    """The request with its body read (at most `limit` bytes, else _TooLarge) and replayed
+    to the handler, so an oversized body is refused before any of it is parsed."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    receive = request.receive
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()  # after the body: wait for the client to go, as usual
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, replay)
+
+
+T = TypeVar("T")
+
+
+async def off(call: Callable[[], T]) -> T:
+    """Run a store call off the event loop (as run_blocking does), keeping its type."""
+    return await asyncio.to_thread(call)
+
+
+# -- who acts ----------------------------------------------------------------------------------
+
+
+def acting(principal: Principal, named: str | None) -> tuple[str, bool]:
+    """(the agent a request acts as, whether it may act for any holder)."""
+    if principal.local:
+        return (named, False) if named else (PERSON, True)
+    coordinator = principal.role is Role.COORDINATOR
+    if named is None or named == principal.agent:
+        return principal.agent, coordinator
+    if coordinator:
+        return named, True
+    raise AuthError(
+        403,
+        "auth.forbidden_agent",
+        f"agent {principal.agent!r} ({principal.role.value}) may act only for itself, "
+        f"not for {named!r}",
+    )
+
+
+def on_team(principal: Principal, team: str) -> None:
+    if principal.local or principal.role is Role.COORDINATOR or principal.team == team:
+        return
+    raise AuthError(
+        403,
+        "auth.forbidden_team",
+        f"agent {principal.agent!r} of team {principal.team!r} may not act on the tasks "
+        f"of team {team!r}",
+    )
+
+
+def claim_team(principal: Principal, wanted: str | None) -> str | None:
+    """The queue a claim draws from: a token's own team (a coordinator's: any, or the one
+    named); over the local socket, the one named or any."""
+    if principal.local or principal.role is Role.COORDINATOR:
+        return wanted
+    on_team(principal, wanted or principal.team)
+    return principal.team
+
+
+def must_hold(task: Task, actor: str, override: bool, doing: str) -> None:
+    """Refuse (403) an agent that would act on a task someone else holds; the store checks
+    again in the move's transaction (409 if the claim changed meanwhile)."""
+    if override or task.state is not TaskState.CLAIMED or task.assignee == actor:
+        return
+    raise AuthError(
+        403,
+        "auth.not_holder",
+        f"task {task.id} is held by {task.assignee}, not {actor}: only its holder "
+        f"(or a coordinator) may {doing} it",
+    )
+
+
+# -- the routes --------------------------------------------------------------------------------
+
+
+def task_router(tasks: TaskService) -> APIRouter:
+    router = APIRouter(route_class=TaskRoute, tags=["tasks"])
+
+    async def in_team(task_id: str, principal: Principal) -> Task:
+        task: Task = await off(lambda: tasks.get(task_id))
+        on_team(principal, task.team)
+        return task
+
+    async def held(task_id: str, principal: Principal, named: str | None, doing: str) -> Any:
+        """(task, actor, override) for a move on `task_id` by `principal` as `named`."""
+        actor, override = acting(principal, named)
+        task = await in_team(task_id, principal)
+        must_hold(task, actor, override, doing)
+        return task, actor, override
+
+    @router.post("/tasks")
+    async def create(
+        body: CreateBody, principal: Principal = Depends(require(P.TASK_CREATE))
+    ) -> dict[str, Any]:
+        """Add a task to a team's queue; it can be claimed once its dependencies are done."""
+        on_team(principal, body.team)
+        creator = None if principal.local else principal.agent
+        task = await off(lambda: tasks.create(created_by=creator, **body.model_dump()))
+        return task.to_dict()
+
+    @router.get("/tasks", dependencies=[Depends(require(P.READ))])
+    async def list_tasks(
+        team: str | None = Query(None, max_length=NAME),
+        state: str | None = Query(None, max_length=200, description="States, comma-separated."),
+        label: str | None = Query(None, max_length=MAX_LABEL_LENGTH),
+        assignee: str | None = Query(None, max_length=NAME),
+        limit: int = Query(DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT),
+    ) -> list[dict[str, Any]]:
+        """Tasks oldest first, filtered by team, state(s), label and holder."""
+        states = [s.strip() for s in state.split(",") if s.strip()] if state else None
+        found = await off(
+            lambda: tasks.list(team=team, state=states, label=label, assignee=assignee, limit=limit)
+        )
+        return [t.to_dict() for t in found]
+
+    @router.post("/tasks/claim")
+    async def claim(
+        body: ClaimBody, principal: Principal = Depends(require(P.TASK_CLAIM))
+    ) -> dict[str, Any]:
+        """Atomically claim the best claimable task (highest priority, then oldest, its
+        dependencies done, its needs met); `{"task": null}` when there is none."""
+        claimer, _ = acting(principal, body.claimer)
+        team = claim_team(principal, body.team)
+        needs = body.model_dump(exclude={"claimer", "team"})
+        task = await off(lambda: tasks.claim(claimer, team=team, **needs))
+        return {"task": None if task is None else task.to_dict()}
+
+    @router.get("/tasks/{task_id}", dependencies=[Depends(require(P.READ))])
+    async def get_task(task_id: str = TaskId) -> dict[str, Any]:
+        """The task, whether its dependencies let it be claimed, and the state of each."""
+        task: Task = await off(lambda: tasks.get(task_id))
+        ready, states = await off(lambda: tasks.readiness(task_id))
+        return {
+            **task.to_dict(),
+            "readiness": ready.value,
+            "dependency_states": {dep: s.value for dep, s in states.items()},
+        }
+
+    @router.get("/tasks/{task_id}/history", dependencies=[Depends(require(P.READ))])
+    async def history(task_id: str = TaskId) -> list[dict[str, Any]]:
+        """Every move of the task, oldest first, each in one readable line."""
+        return [e.to_dict() for e in await off(lambda: tasks.history(task_id))]
+
+    @router.patch("/tasks/{task_id}")
+    async def update(
+        body: UpdateBody,
+        task_id: str = TaskId,
+        principal: Principal = Depends(require(P.TASK_COMPLETE)),
+    ) -> dict[str, Any]:
+        """Change the given fields and/or add a note to the history (its holder, or a
+        coordinator). Dependencies and capability needs change only while it is queued."""
+        task, actor, override = await held(task_id, principal, body.actor, "update")
+        if not override and task.state is not TaskState.CLAIMED:
+            raise AuthError(
+                403,
+                "auth.not_holder",
+                f"task {task_id} is {task.state}, held by nobody: only a coordinator "
+                "may update it now",
+            )
+        given = body.model_fields_set - {"actor", "note", "expect_version"}
+        for field in sorted(given - {"agent_kind"}):
+            if getattr(body, field) is None:
+                raise UsageError(f"'{field}' cannot be null: leave it out to keep it as it is")
+        changes = body.model_dump(include=given)  # the rest stay as they are
+        version = body.expect_version
+        moved = await off(
+            lambda: tasks.update(
+                task_id, actor=actor, note=body.note, expect_version=version, **changes
+            )
+        )
+        return moved.to_dict()
+
+    @router.post("/tasks/{task_id}/assign")
+    async def assign(
+        body: AssignBody,
+        task_id: str = TaskId,
+        principal: Principal = Depends(require(P.TASK_ASSIGN)),
+    ) -> dict[str, Any]:
+        """Claim a task on behalf of `assignee` (a lead handing out work). Taking a claimed
+        task from its holder (`reassign`) is a coordinator's decision."""
+        actor, override = acting(principal, None)
+        await in_team(task_id, principal)
+        if body.reassign and not override:
+            raise AuthError(
+                403,
+                "auth.forbidden",
+                f"role {principal.role.value!r} may not reassign a claimed task "
+                "(only a coordinator may)",
+            )
+        moved = await off(lambda: tasks.assign(task_id, actor=actor, **body.model_dump()))
+        return moved.to_dict()
+
+    @router.post("/tasks/{task_id}/heartbeat")
+    async def heartbeat(
+        body: HeartbeatBody,
+        task_id: str = TaskId,
+        principal: Principal = Depends(require(P.TASK_CLAIM)),
+    ) -> dict[str, Any]:
+        """Renew the holder's lease to now + lease_s (a coordinator renews whoever holds it)."""
+        task, actor, override = await held(task_id, principal, body.holder, "renew")
+        holder = task.assignee if override and body.holder is None and task.assignee else actor
+        moved = await off(lambda: tasks.heartbeat(task_id, holder, lease_s=body.lease_s))
+        return moved.to_dict()
+
+    @router.post("/tasks/{task_id}/complete")
+    async def complete(
+        body: CompleteBody,
+        task_id: str = TaskId,
+        principal: Principal = Depends(require(P.TASK_COMPLETE)),
+    ) -> dict[str, Any]:
+        """Mark a claimed task done with its result (any JSON value)."""
+        _, actor, override = await held(task_id, principal, body.actor, "complete")
+        moved = await off(lambda: tasks.complete(task_id, actor, body.result, coordinator=override))
+        return moved.to_dict()
+
+    @router.post("/tasks/{task_id}/fail")
+    async def fail(
+        body: FailBody,
+        task_id: str = TaskId,
+        principal: Principal = Depends(require(P.TASK_COMPLETE)),
+    ) -> dict[str, Any]:
+        """Mark a claimed task failed, saying why."""
+        _, actor, override = await held(task_id, principal, body.actor, "fail")
+        moved = await off(
+            lambda: tasks.fail(
+                task_id, actor, body.reason, result=body.result, coordinator=override
+            )
+        )
+        return moved.to_dict()
+
+    @router.post("/tasks/{task_id}/release")
+    async def release(
+        body: ReasonBody,
+        task_id: str = TaskId,
+        principal: Principal = Depends(require(P.TASK_CLAIM)),
+    ) -> dict[str, Any]:
+        """Give a claimed task back to the queue."""
+        _, actor, override = await held(task_id, principal, body.actor, "release")
+        moved = await off(
+            lambda: tasks.release(task_id, actor, reason=body.reason, coordinator=override)
+        )
+        return moved.to_dict()
+
+    @router.post("/tasks/{task_id}/requeue")
+    async def requeue(
+        body: ReasonBody,
+        task_id: str = TaskId,
+        principal: Principal = Depends(require(P.TASK_ASSIGN)),
+    ) -> dict[str, Any]:
+        """Put a failed task back in the queue to be tried again."""
+        actor, _ = acting(principal, body.actor)
+        await in_team(task_id, principal)
+        moved = await off(lambda: tasks.requeue(task_id, actor, reason=body.reason))
+        return moved.to_dict()
+
+    @router.post("/tasks/{task_id}/cancel")
+    async def cancel(
+        body: ReasonBody,
+        task_id: str = TaskId,
+        principal: Principal = Depends(require(P.TASK_ASSIGN)),
+    ) -> dict[str, Any]:
+        """Cancel a task that is not finished; its dependants become blocked."""
+        actor, _ = acting(principal, body.actor)
+        await in_team(task_id, principal)
+        moved = await off(lambda: tasks.cancel(task_id, actor, reason=body.reason))
+        return moved.to_dict()
+
+    return router
