@@ -22,6 +22,8 @@ from flotilla.store import open_store
 ROUTES = {
     ("POST", "/auth"): None,
     ("GET", "/health"): "read",
+    ("GET", "/metrics"): "read",
+    ("GET", "/events/stream"): "read",  # SSE; the WebSocket /ws checks its token itself
     ("POST", "/workers"): "spawn",
     ("POST", "/workers/batch"): "spawn",
     ("GET", "/workers"): "read",
@@ -95,7 +97,7 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
         side = await CoordinationSide.start(service)
         try:
             authority = Authority.load(tmp_path, {"FLOTILLA_SECRET": "s" * 32})
-            yield build_app(service, authority, routers=side.routers(service))
+            yield build_app(service, authority, routers=side.routers(service), bus=side.bus)
         finally:
             await side.close()
     finally:

@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 import flotilla
+from flotilla.bus.filters import EventFilter
+from flotilla.bus.transport import Transport
 from flotilla.counters import count, snapshot
 from flotilla.domain.errors import FlotillaError, NotFound
 from flotilla.domain.roles import Permission
@@ -23,7 +25,9 @@ from flotilla.orchestrator.creation import CreateRequest
 from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.orchestrator.turns import tmux_session_name
 from flotilla.server.auth import Authority, install_auth, require, unguarded_routes
+from flotilla.server.metrics import Metrics, RequestMetrics, metrics_router
 from flotilla.server.routes_integration import integration_router
+from flotilla.server.routes_stream import stream_router
 from flotilla.server.routes_workflows import workflow_router
 
 
@@ -67,10 +71,18 @@ def build_app(
     started_at: float | None = None,
     on_shutdown: Callable[[], None] | None = None,
     routers: Sequence[APIRouter] = (),
+    bus: Transport | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
+    """The API; with a `bus`, also the live streams (/ws, /events/stream) and the bus in
+    /health. `metrics` (made here if not given) counts requests and serves /metrics."""
     app = FastAPI(title="Flotilla", version=flotilla.__version__)
     started = started_at or time.time()
     install_auth(app, authority)
+    metrics = metrics or Metrics(service.store, bus=bus)
+    app.state.bus = bus
+    app.state.metrics = metrics
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.exception_handler(FlotillaError)
     async def flotilla_error(_: Request, exc: FlotillaError) -> JSONResponse:
@@ -81,11 +93,14 @@ def build_app(
     @app.get("/health", dependencies=READ)
     async def health() -> dict[str, Any]:
         store_ok = await run_blocking(service.store.ping)
+        bus_state = await bus_health(bus)
+        healthy = store_ok and (bus is None or bus_state["reachable"])
         return {
-            "status": "ok" if store_ok else "degraded",
+            "status": "ok" if healthy else "degraded",
             "version": flotilla.__version__,
             "uptime_s": round(time.time() - started, 3),
             "store": {"reachable": store_ok, "url": service.store.url},
+            "bus": bus_state,
             "errors": snapshot(),
         }
 
@@ -168,6 +183,10 @@ def build_app(
         return {"status": "stopping"}
 
     app.include_router(integration_router(service))
+    app.include_router(metrics_router(metrics))
+    if bus is not None:
+        workers = service.store.get_worker
+        app.include_router(stream_router(bus, workers=workers, clients=metrics.clients))
     app.include_router(workflow_router(service))
     for router in routers:  # the coordination objects' routes, made by the daemon
         app.include_router(router)
@@ -175,3 +194,17 @@ def build_app(
     if missing:
         raise RuntimeError(f"routes without a permission (see server/auth.py): {missing}")
     return app
+
+
+async def bus_health(bus: Transport | None) -> dict[str, Any]:
+    """Whether the bus takes subscribers, and the last seq it fanned out (a probe
+    subscription starts there)."""
+    if bus is None:
+        return {"reachable": False, "last_seq": None}
+    try:
+        probe = bus.subscribe(EventFilter(), since=None)
+    except FlotillaError:
+        count("health.bus_unreachable")
+        return {"reachable": False, "last_seq": None}
+    await probe.close()
+    return {"reachable": True, "last_seq": probe.cursor}

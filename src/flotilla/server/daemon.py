@@ -20,7 +20,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,6 +31,7 @@ from flotilla.config.loader import load_config
 from flotilla.config.paths import daemon_file, socket_path, state_home
 from flotilla.counters import count
 from flotilla.domain.states import WorkerState
+from flotilla.mcp.http import mcp_running, mount_mcp
 from flotilla.orchestrator.creation import undo_worker
 from flotilla.orchestrator.delivery_loop import chain
 from flotilla.orchestrator.service import FleetService
@@ -40,6 +41,7 @@ from flotilla.orchestrator.workflow_runner import WorkflowRunner
 from flotilla.server.app import build_app
 from flotilla.server.auth import Authority, tag_listener
 from flotilla.server.coordination_wiring import CoordinationSide
+from flotilla.server.metrics import Metrics
 from flotilla.store import open_store
 from flotilla.store.base import Store
 
@@ -90,10 +92,14 @@ def _listener(app: ASGIApp) -> _Listener:
     return _Listener(config)
 
 
-async def _serve_all(listeners: list[tuple[_Listener, socket.socket]]) -> None:
-    """Serve every listener until one stops (shutdown, signal, failure), then stop the rest."""
+async def _serve_all(
+    listeners: list[tuple[_Listener, socket.socket]], on_stop: Callable[[], None]
+) -> None:
+    """Serve every listener until one stops (shutdown, signal, failure), then stop the rest.
+    `on_stop` ends the long-lived responses (event streams) the servers would wait for."""
 
     def stop_all() -> None:
+        on_stop()
         for server, _ in listeners:
             if server.should_exit:
                 server.force_exit = True  # a second Ctrl-C: do not wait for open requests
@@ -106,6 +112,7 @@ async def _serve_all(listeners: list[tuple[_Listener, socket.socket]]) -> None:
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        on_stop()
         for server, _ in listeners:
             server.should_exit = True
         await asyncio.gather(*tasks)
@@ -132,14 +139,26 @@ async def serve(
     )
     workflows = WorkflowRunner(engine_for(service))  # workflows advance as workers end
     side = await CoordinationSide.start(service)  # bus, messages, teams, checkpoints
-    supervisor.on_worker_end = chain(workflows.worker_ended, side.worker_ended)
+    metrics = Metrics(store, bus=side.bus)  # served at /metrics
+    supervisor.on_worker_end = chain(
+        workflows.worker_ended, side.worker_ended, metrics.worker_ended
+    )
     listeners: list[tuple[_Listener, socket.socket]] = []
 
     def shutdown() -> None:
+        metrics.clients.stop()
         for server, _ in listeners:
             server.should_exit = True
 
-    app = build_app(service, authority, on_shutdown=shutdown, routers=side.routers(service))
+    app = build_app(
+        service,
+        authority,
+        on_shutdown=shutdown,
+        routers=side.routers(service),
+        bus=side.bus,  # the live streams (/ws, /events/stream) and /health's bus
+        metrics=metrics,
+    )
+    mount_mcp(app)  # /mcp: the MCP tools over streamable HTTP, behind the same tokens
     listeners.append((_listener(tag_listener(app, local=True)), _bind(socket_path())))
     if tcp is not None:
         listeners.append((_listener(tag_listener(app, local=False)), tcp))
@@ -149,7 +168,8 @@ async def serve(
     flows = asyncio.create_task(workflows.run(stop))
     deliveries = asyncio.create_task(side.run(stop))
     try:
-        await _serve_all(listeners)
+        async with mcp_running(app):  # /mcp's session manager, while serving
+            await _serve_all(listeners, on_stop=metrics.clients.stop)
     finally:
         stop.set()
         supervisor.wake.set()
