@@ -28,6 +28,7 @@ from flotilla.orchestrator.creation import (
     plan_worker,
     prepare_worker,
 )
+from flotilla.orchestrator.followups import requeue_for_prompt
 from flotilla.orchestrator.pooling import PoolKeeper, pool_dir_for
 from flotilla.orchestrator.snapshot import RunSettings
 from flotilla.orchestrator.turns import TRANSCRIPT_FILE, attempt_dir, tmux_session_name
@@ -211,10 +212,9 @@ class FleetService:
         if worker.interactive:
             return self._prompt_pane(worker, text)
         prompt_id = self.store.add_prompt(worker.id, text)
-        if worker.state.is_terminal:
-            settings = dict(worker.settings)
-            settings["next_turn"] = "prompt"
-            self.store.update_worker(worker.id, state=WorkerState.QUEUED, settings=settings)
+        current = self.store.get_worker(worker.id)  # its turn may have ended meanwhile
+        if current.state.is_terminal:
+            requeue_for_prompt(self.store, current)
             status = "queued"
         else:
             status = "queued until the current turn ends"

@@ -33,6 +33,7 @@ from flotilla.orchestrator.admission import (
 )
 from flotilla.orchestrator.adoption import Start, unrecorded_start
 from flotilla.orchestrator.exitwatch import ExitWatches
+from flotilla.orchestrator.followups import requeue_for_prompt
 from flotilla.orchestrator.policy import TurnVerdict, backoff_delay, judge_turn
 from flotilla.orchestrator.results import assemble_result, write_result
 from flotilla.orchestrator.snapshot import RunSettings
@@ -388,6 +389,10 @@ class Supervisor:
             error=result.error,
             ended_at=self.clock(),
         )
+        if verdict.outcome is not Outcome.AUTH_FAILED and self.store.pending_prompts(ended.id):
+            count("supervisor.prompt_crossed_turn_end")  # it came while this turn ended
+            requeue_for_prompt(self.store, ended)
+            return
         self._ended(ended)
 
     def _ended(self, worker: Worker) -> None:
