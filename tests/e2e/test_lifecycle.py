@@ -344,21 +344,22 @@ def test_stale_agent_without_restarts_left_fails_as_stale(fleet: Fleet) -> None:
 
 
 def test_prompt_to_a_running_headless_agent_waits_for_its_turn_to_end(fleet: Fleet) -> None:
-    script = """
+    go = fleet.home.parent / "go"  # the first turn lasts until the test says so
+    script = f"""
 [[steps]]
-action = "sleep"
-seconds = 2
-heartbeat = 0.5
+action = "run"
+command = "for i in $(seq 1 600); do [ -f {go} ] && break; sleep 0.1; done"
 [[on_prompt]]
 action = "write"
 path = "follow-up.txt"
-content = "{prompt}"
+content = "{{prompt}}"
 """
     scripted(fleet, script)
     fleet.run("create", "busy", "-p", "x")
     fleet.wait(lambda ws: ws["busy"]["state"] == "running", what="running")
     reply = fleet.json("prompt", "busy", "and then this")
     assert reply["status"] == "queued until the current turn ends"
+    go.touch()
     worker = fleet.wait(
         lambda ws: ws["busy"]["attempt"] == 2 and ws["busy"]["state"] == "succeeded",
         what="the queued prompt's turn",

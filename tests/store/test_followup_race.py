@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import WorkerFactory
 from flotilla import counters
 from flotilla.domain.states import Outcome, WorkerState
+from flotilla.domain.worker import Worker
 from flotilla.orchestrator.followups import requeue_for_prompt
 from flotilla.orchestrator.service import FleetService
 from flotilla.store import Store
 
 
-def _ended(store: Store, new_worker: WorkerFactory, name: str) -> str:
+def _ended(store: Store, new_worker: Callable[..., Worker], name: str) -> str:
     worker = store.create_worker(new_worker(name, worktree="/tmp/wt"))
     for state in (WorkerState.STARTING, WorkerState.RUNNING):
         store.update_worker(worker.id, state=state)
@@ -23,7 +24,7 @@ def _ended(store: Store, new_worker: WorkerFactory, name: str) -> str:
 
 
 def test_only_the_first_side_to_see_the_other_requeues(
-    store: Store, new_worker: WorkerFactory
+    store: Store, new_worker: Callable[..., Worker]
 ) -> None:
     worker_id = _ended(store, new_worker, "crossed")
     store.add_prompt(worker_id, "and then this")
@@ -37,7 +38,7 @@ def test_only_the_first_side_to_see_the_other_requeues(
 
 
 def test_a_prompt_sent_with_a_stale_running_view_still_gets_its_turn(
-    store: Store, new_worker: WorkerFactory, tmp_path: Path
+    store: Store, new_worker: Callable[..., Worker], tmp_path: Path
 ) -> None:
     worker = store.create_worker(new_worker("busy", worktree="/tmp/wt"))
     for state in (WorkerState.STARTING, WorkerState.RUNNING):
