@@ -26,6 +26,7 @@ from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.orchestrator.turns import tmux_session_name
 from flotilla.server.auth import Authority, install_auth, require, unguarded_routes
 from flotilla.server.metrics import Metrics, RequestMetrics, metrics_router
+from flotilla.server.routes_dashboard import dashboard_router
 from flotilla.server.routes_integration import integration_router
 from flotilla.server.routes_stream import stream_router
 from flotilla.server.routes_workflows import workflow_router
@@ -188,6 +189,7 @@ def build_app(
         workers = service.store.get_worker
         app.include_router(stream_router(bus, workers=workers, clients=metrics.clients))
     app.include_router(workflow_router(service))
+    app.include_router(dashboard_router())  # the page at /, its files need no token
     for router in routers:  # the coordination objects' routes, made by the daemon
         app.include_router(router)
     missing = unguarded_routes(app)
