@@ -23,6 +23,7 @@ ROUTES = {
     ("POST", "/auth"): None,
     ("GET", "/health"): "read",
     ("GET", "/metrics"): "read",
+    ("GET", "/dashboard/me"): "read",  # the viewer's role, for the page's buttons
     ("GET", "/events/stream"): "read",  # SSE; the WebSocket /ws checks its token itself
     ("POST", "/workers"): "spawn",
     ("POST", "/workers/batch"): "spawn",
