@@ -158,7 +158,7 @@ def test_review_stage_runs_in_tmux_and_ends_when_its_agent_exits(fleet: Fleet) -
     wait_for(lambda: session not in sessions(fleet), "the review's tmux session to close")
 
     facts = fleet.json("workflow", "result", workflow_id)["stages"]["review"]
-    assert "review.md" in facts["files"] and "draft.md" in facts["files"]  # from git
+    assert facts["files"] == ["review.md"]  # from git: its own change, not the draft's
     assert facts["summary"] == "Reviewed: approved."
     branch = worker["branch"]
     assert branch == stage(done, "write")["workers"][0]["branch"]  # inherited
