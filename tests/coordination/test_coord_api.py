@@ -108,7 +108,7 @@ BAD_INPUT: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
     ("POST", "/checkpoints", {"name": "c", "worker": "ghost"}, 404, "no worker named"),
     ("GET", "/checkpoints/ghost", None, 404, "no checkpoint named 'ghost'"),
     ("POST", "/checkpoints/ghost/restore", {"name": "w2"}, 404, "no checkpoint named"),
-    ("POST", "/checkpoints/..%2Fc/restore", {"name": "w2"}, 404, ""),
+    ("POST", "/checkpoints/..%2Fc/restore", {"name": "w2"}, 400, "contains a path separator"),
 ]
 
 

@@ -20,8 +20,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # not longer: a live sync Playwright holds the thread's
+def browser() -> Iterator[Any]:  # event loop, which later asyncio tests need
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/prerequisites.sh (Debian's chromium)")
     from playwright.sync_api import sync_playwright

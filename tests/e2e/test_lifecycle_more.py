@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -51,9 +52,10 @@ def test_repair_reconciles_store_with_reality(fleet: Fleet) -> None:
     fleet.run("daemon", "stop")
     # the agent of "gone" dies without leaving its exit status; "lost" loses its worktree
     gone = workers["gone"]
-    for proc in psutil.Process(gone["pid"]).children(recursive=True):
-        proc.kill()
-    psutil.Process(gone["pid"]).kill()
+    shim = psutil.Process(gone["pid"])
+    for proc in [*shim.children(recursive=True), shim]:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a child may end on its own
+            proc.kill()
     attempt = Path(gone["run_dir"]) / "attempt-1"
     (attempt / "exit").unlink(missing_ok=True)
     git(fleet.repo, "worktree", "remove", "--force", workers["lost"]["worktree"])

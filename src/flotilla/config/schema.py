@@ -137,8 +137,9 @@ class AgentConfig(_Section):
     permission_mode: NonEmpty | None = None
     command: NonEmpty | None = None
     script: NonEmpty | None = None
+    mcp: bool | None = None  # give this kind the fleet's MCP server; None: [mcp] give_agents
 
-    def to_settings(self) -> AgentSettings:
+    def to_settings(self, give_mcp: bool = False) -> AgentSettings:
         return AgentSettings(
             binary=self.binary,
             model=self.model,
@@ -147,6 +148,7 @@ class AgentConfig(_Section):
             permission_mode=self.permission_mode,
             command=self.command,
             script=self.script,
+            mcp=give_mcp if self.mcp is None else self.mcp,
         )
 
 
@@ -173,6 +175,12 @@ class StoreConfig(_Section):
         return value
 
 
+class McpConfig(_Section):
+    """`[mcp]`: the fleet's MCP server (`fleet mcp`) for the agents Flotilla launches."""
+
+    give_agents: bool = False  # every agent kind that can take one (per kind: [agents.X] mcp)
+
+
 class Config(_Section):
     """The whole configuration. Built by `flotilla.config.load_config`."""
 
@@ -182,13 +190,14 @@ class Config(_Section):
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
 
     def agent(self, kind: str) -> AgentConfig:
         """The `[agents.<kind>]` table, or its defaults when the file has none."""
         return self.agents.get(kind) or AgentConfig()
 
     def agent_settings(self, kind: str) -> AgentSettings:
-        return self.agent(kind).to_settings()
+        return self.agent(kind).to_settings(give_mcp=self.mcp.give_agents)
 
     def unknown_agent_kinds(self, known: set[str]) -> list[str]:
         """Kinds named in `[agents.*]` or `project.default_agent` that are not in `known`."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
 
-from flotilla.domain.errors import IllegalTransition
+from flotilla.domain.errors import IllegalTransition, UsageError
 
 
 class WorkerState(StrEnum):
@@ -81,3 +82,19 @@ class Outcome(StrEnum):
         if self is Outcome.CANCELLED:
             return WorkerState.CANCELLED
         return WorkerState.FAILED
+
+
+_State = TypeVar("_State", bound=StrEnum)
+
+
+def parse_states(kind: type[_State], text: str | None) -> list[_State] | None:
+    """A comma-separated filter of states (API and CLI); UsageError naming the known ones."""
+    if not text:
+        return None
+    try:
+        return [kind(part.strip()) for part in text.split(",")]
+    except ValueError:
+        known = ", ".join(s.value for s in kind)
+        raise UsageError(
+            f"unknown state in {text!r}: use one or more of {known}, comma-separated"
+        ) from None

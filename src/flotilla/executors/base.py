@@ -26,6 +26,7 @@ class AgentSettings:
     permission_mode: str | None = None  # executor-specific; None: the executor's default
     command: str | None = None  # shell executor: the command line run through `sh -c`
     script: str | None = None  # scripted executor: path of the script file
+    mcp: bool = False  # give the agent the fleet's MCP server (executors that can: claude)
 
 
 @dataclass(frozen=True)

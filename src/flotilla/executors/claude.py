@@ -4,10 +4,18 @@ Token convention (shared with the other adapters): `input_tokens` counts every
 prompt token, cached or not; `cached_input_tokens` is the part read from the
 prompt cache. Claude reports cache reads and writes apart from `input_tokens`,
 so they are added in. Claude gives its own cost (`total_cost_usd`).
+
+With `mcp = true` (`[agents.claude]`, or `[mcp] give_agents`), the agent gets the
+fleet's MCP server: `--mcp-config` naming `fleet mcp` as a stdio server. The file
+holds no secret: Claude expands `${FLOTILLA_TOKEN:-}` and the other variables from
+its own environment, where the turn put them (orchestrator.agent_env).
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
 from flotilla.domain.events import AgentEvent, EventKind, Usage
@@ -16,6 +24,21 @@ from flotilla.executors.base import Command, LaunchSpec, register
 from flotilla.executors.hooks import write_claude_settings
 
 DEFAULT_PERMISSION_MODE = "acceptEdits"  # works as root; bypassPermissions needs IS_SANDBOX=1
+MCP_CONFIG_FILE = "claude-mcp.json"
+MCP_SERVER_NAME = "flotilla"
+# What `fleet mcp` reads to reach the daemon as this agent; expanded by Claude at start.
+MCP_ENV_VARS = (
+    "FLOTILLA_URL",
+    "FLOTILLA_TOKEN",
+    "FLOTILLA_SOCKET",
+    "FLOTILLA_HOME",
+    "FLOTILLA_WORKER",
+    "FLOTILLA_WORKER_ID",
+    "FLOTILLA_DEPTH",
+    "FLOTILLA_PROJECT",
+    "FLOTILLA_TEAM",
+    "FLOTILLA_ROLE",
+)
 _ERROR_KINDS = {
     "rate_limit": EventKind.RATE_LIMITED,
     "authentication_failed": EventKind.AUTH_FAILED,
@@ -43,6 +66,8 @@ class ClaudeExecutor:
             flags += ["--session-id", spec.session_id]
         if spec.effective_model:
             flags += ["--model", spec.effective_model]
+        if spec.settings.mcp:
+            flags += ["--mcp-config", str(write_mcp_config(spec.run_dir))]
         flags += list(spec.settings.extra_flags)
         return flags, env
 
@@ -60,6 +85,26 @@ class ClaudeExecutor:
 
     def parser(self, spec: LaunchSpec | None = None) -> ClaudeParser:
         return ClaudeParser()
+
+
+def mcp_config(python: str = sys.executable) -> dict[str, Any]:
+    """The `--mcp-config` document: `fleet mcp` over stdio, run by this interpreter (the
+    agent's PATH may not have `fleet`); -P so a `flotilla` folder in the worktree does
+    not shadow the installed package."""
+    server = {
+        "type": "stdio",
+        "command": python,
+        "args": ["-P", "-m", "flotilla.cli", "mcp"],
+        "env": {name: "${" + name + ":-}" for name in MCP_ENV_VARS},
+    }
+    return {"mcpServers": {MCP_SERVER_NAME: server}}
+
+
+def write_mcp_config(run_dir: Path) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / MCP_CONFIG_FILE
+    path.write_text(json.dumps(mcp_config(), indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 class ClaudeParser:

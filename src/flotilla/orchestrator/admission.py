@@ -17,6 +17,7 @@ from pathlib import Path
 from flotilla.counters import count
 from flotilla.domain.states import Outcome, WorkerState
 from flotilla.domain.worker import Worker
+from flotilla.orchestrator.agent_env import AgentAccess
 from flotilla.orchestrator.turns import attempt_dir, start_turn
 from flotilla.runtime.process import ProcessIdentity
 from flotilla.store.base import Store
@@ -42,6 +43,7 @@ class Admission:
         clock: Callable[[], float] = time.time,
         on_started: Callable[[str, ProcessIdentity], None] = lambda worker_id, identity: None,
         on_failed: Callable[[Worker], None] = lambda worker: None,
+        access: AgentAccess | None = None,
     ) -> None:
         self.store = store
         self.home = home
@@ -50,6 +52,7 @@ class Admission:
         self.clock = clock
         self.on_started = on_started  # the supervisor watches the new process's exit
         self.on_failed = on_failed  # a worker that could not start ended (failed)
+        self.access = access  # what agents get to reach the fleet (orchestrator.agent_env)
 
     def admit(self) -> None:
         """Start queued workers, oldest first, while each project has room."""
@@ -89,7 +92,12 @@ class Admission:
         )
         try:
             started = start_turn(
-                worker, prompt=prompt, resume=resume, home=self.home, tmux_socket=self.tmux_socket
+                worker,
+                prompt=prompt,
+                resume=resume,
+                home=self.home,
+                tmux_socket=self.tmux_socket,
+                access=self.access,
             )
         except Exception as exc:
             count("supervisor.start_failed")

@@ -215,7 +215,7 @@ def create_resuming(service: FleetService, request: CreateRequest, session_id: s
     """FleetService.create_worker, but the worker's first turn resumes `session_id` with
     `request.prompt` as a follow-up (CreateRequest has no field for it; see the module doc)."""
     loaded = service.config_for(request.project, request.env)
-    planned = plan_worker(request, loaded, service.store)
+    planned = plan_worker(request, loaded, service.store, runs=service.home / "runs")
     settings = {**planned.settings, "next_turn": "prompt"}
     worker = service.store.create_worker(
         dataclasses.replace(planned, session_id=session_id, settings=settings)

@@ -74,11 +74,17 @@ def _require_binary(agent: str, binary: str | None, env: dict[str, str]) -> None
 
 
 def plan_worker(
-    request: CreateRequest, loaded: LoadedConfig, store: Store, *, base_commit: str | None = None
+    request: CreateRequest,
+    loaded: LoadedConfig,
+    store: Store,
+    *,
+    base_commit: str | None = None,
+    runs: Path | None = None,
 ) -> Worker:
     """Every check that needs no side effect, so bad input creates nothing.
 
     `base_commit`: the base ref already resolved (a batch resolves it once for all).
+    `runs`: the daemon's folder of worker folders (else the request environment's).
     """
     config = loaded.config
     repo = Path(request.project)
@@ -139,7 +145,7 @@ def plan_worker(
         base_ref=request.base_ref or config.project.base_ref,
         branch=branch,
         worktree="",  # set once the worktree is ready; the supervisor skips it until then
-        run_dir=str(runs_dir(request.env) / worker_id),
+        run_dir=str((runs or runs_dir(request.env)) / worker_id),
         interactive=request.interactive,
         quick=request.quick,
         depth=request.depth,
@@ -252,6 +258,7 @@ def create_batch(
     pool_for: Callable[[CreateRequest, LoadedConfig], WorktreePool | None] = lambda r, c: None,
     on_ready: Callable[[Worker], None] = lambda w: None,
     threads: int = BATCH_THREADS,
+    runs: Path | None = None,
 ) -> BatchOutcome:
     """Many workers at once: validate all first (bad input creates nothing), store the rows
     in request order, make the worktrees concurrently, and release each worker to the
@@ -270,7 +277,7 @@ def create_batch(
     bases = {key: resolve_ref(Path(key[0]), key[1]) for key in dict.fromkeys(keys)}
 
     def plan(request: CreateRequest, loaded: LoadedConfig, key: tuple[str, str]) -> Worker:
-        return plan_worker(request, loaded, store, base_commit=bases[key])
+        return plan_worker(request, loaded, store, base_commit=bases[key], runs=runs)
 
     width = max(1, min(threads, len(requests)))
     with ThreadPoolExecutor(width, thread_name_prefix="create") as executor:

@@ -36,6 +36,7 @@ from flotilla.runtime.process import ProcessIdentity, is_alive, kill_tree, tree_
 from flotilla.runtime.tmux import TmuxSession
 from flotilla.store.base import Store
 from flotilla.workspace.diffing import diff_text
+from flotilla.workspace.repo import find_project
 from flotilla.workspace.worktrees import commit_all, list_worktrees, remove_worktree
 
 ACTIVE = (WorkerState.STARTING, WorkerState.RUNNING, WorkerState.WAITING)
@@ -96,7 +97,7 @@ class FleetService:
 
     def create_worker(self, request: CreateRequest) -> Worker:
         loaded = self.config_for(request.project, request.env)
-        worker = plan_worker(request, loaded, self.store)
+        worker = plan_worker(request, loaded, self.store, runs=self.home / "runs")
         repo = Path(request.project)
         pool = self.pools.pool(loaded, repo)
         worker = prepare_worker(worker, request, loaded, self.store, pool=pool)
@@ -121,6 +122,7 @@ class FleetService:
             self.store,
             pool_for=lambda request, config: self.pools.pool(config, Path(request.project)),
             on_ready=lambda _: self.on_change(),
+            runs=self.home / "runs",
         )
         for (project, _), config in loaded.items():
             self.pools.refill_later(config, Path(project))
@@ -272,6 +274,7 @@ class FleetService:
     def repair(self, project: str) -> list[str]:
         """Reconcile the store with reality: processes, tmux sessions, worktrees on disk."""
         fixed: list[str] = []
+        find_project(Path(project))  # NotARepository (400), not a git failure (500)
         for worker in self.store.list_workers(project=project):
             if worker.state in ACTIVE and worker.pid:
                 alive = is_alive(ProcessIdentity(worker.pid, worker.pid_started_at or 0))

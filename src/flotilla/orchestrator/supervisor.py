@@ -32,6 +32,7 @@ from flotilla.orchestrator.admission import (
     Admission,
 )
 from flotilla.orchestrator.adoption import Start, unrecorded_start
+from flotilla.orchestrator.agent_env import AgentAccess
 from flotilla.orchestrator.exitwatch import ExitWatches
 from flotilla.orchestrator.followups import requeue_for_prompt
 from flotilla.orchestrator.policy import TurnVerdict, backoff_delay, judge_turn
@@ -66,6 +67,7 @@ class Supervisor:
         tick_s: float = 0.2,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        access: AgentAccess | None = None,  # the fleet's URL, socket and tokens, for agents
     ) -> None:
         self.store = store
         self.home = home
@@ -90,6 +92,7 @@ class Supervisor:
             clock=clock,
             on_started=self._watch_exit,
             on_failed=self._ended,
+            access=access,
         )
 
     # -- the loop ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from flotilla.executors.base import Executor, LaunchSpec
 from flotilla.executors.hooks import parse_hook_line
 from flotilla.executors.pricing import Price, usage_cost
 from flotilla.executors.registry import get_executor
+from flotilla.orchestrator.agent_env import AgentAccess, with_access, without_secrets
 from flotilla.orchestrator.snapshot import RunSettings
 from flotilla.runtime.launcher import launch_detached
 from flotilla.runtime.process import ProcessIdentity
@@ -41,11 +42,13 @@ def tmux_session_name(worker: Worker) -> str:
 
 
 def save_env(run_dir: Path, env: dict[str, str]) -> None:
-    """The launching user's environment, kept private (it may hold API keys)."""
+    """The launching user's environment, kept private (it may hold API keys). A fleet token
+    in it (an agent creating a worker passes its own environment) is not kept: each turn
+    gets a token of its own (orchestrator.agent_env)."""
     path = run_dir / ENV_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(env, handle)
+        json.dump(without_secrets(env), handle)
 
 
 def load_env(run_dir: Path) -> dict[str, str]:
@@ -65,9 +68,17 @@ class StartedTurn:
 
 
 def start_turn(
-    worker: Worker, *, prompt: str, resume: bool, home: Path, tmux_socket: str
+    worker: Worker,
+    *,
+    prompt: str,
+    resume: bool,
+    home: Path,
+    tmux_socket: str,
+    access: AgentAccess | None = None,
 ) -> StartedTurn:
-    """Start the agent process for one turn. Raises if the process cannot start."""
+    """Start the agent process for one turn. Raises if the process cannot start.
+
+    `access`: the fleet's URL, socket and a token for the agent (None: none given)."""
     executor = get_executor(worker.agent)
     settings = RunSettings.from_dict(worker.settings)
     attempt = worker.attempt + 1
@@ -99,6 +110,7 @@ def start_turn(
             "FLOTILLA_PROJECT": worker.project,
         }
     )
+    env = with_access(env, worker, settings.timeout_s, access)
     hooks = Path(worker.run_dir) / HOOKS_FILE
     hooks_start = hooks.stat().st_size if hooks.exists() else 0
     if worker.interactive:

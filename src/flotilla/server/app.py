@@ -20,11 +20,12 @@ from flotilla.bus.transport import Transport
 from flotilla.counters import count, snapshot
 from flotilla.domain.errors import FlotillaError, NotFound
 from flotilla.domain.roles import Permission
-from flotilla.domain.states import WorkerState
+from flotilla.domain.states import WorkerState, parse_states
 from flotilla.orchestrator.creation import CreateRequest
 from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.orchestrator.turns import tmux_session_name
 from flotilla.server.auth import Authority, install_auth, require, unguarded_routes
+from flotilla.server.limits import install_limits
 from flotilla.server.metrics import Metrics, RequestMetrics, metrics_router
 from flotilla.server.routes_dashboard import dashboard_router
 from flotilla.server.routes_integration import integration_router
@@ -80,6 +81,7 @@ def build_app(
     app = FastAPI(title="Flotilla", version=flotilla.__version__)
     started = started_at or time.time()
     install_auth(app, authority)
+    install_limits(app)
     metrics = metrics or Metrics(service.store, bus=bus)
     app.state.bus = bus
     app.state.metrics = metrics
@@ -127,7 +129,7 @@ def build_app(
         batch: str | None = None,
         pattern: str | None = None,
     ) -> list[dict[str, Any]]:
-        states = [WorkerState(s) for s in state.split(",")] if state else None
+        states = parse_states(WorkerState, state)
         views = await run_blocking(service.list_workers, project, states, batch, pattern)
         return [v.to_dict() for v in views]
 

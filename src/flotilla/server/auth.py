@@ -341,6 +341,31 @@ class AuthBody(BaseModel):
     ttl_s: int = Field(default=DEFAULT_TTL_S, ge=1)
 
 
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline_refs(defs[str(node["$ref"]).rsplit("/", 1)[-1]], defs)
+        return {key: _inline_refs(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(item, defs) for item in node]
+    return node
+
+
+def _auth_body_schema() -> dict[str, Any]:
+    """AuthBody's JSON schema, its $defs inlined (a requestBody in openapi_extra has none)."""
+    schema = AuthBody.model_json_schema()
+    defs = schema.pop("$defs", {})
+    inlined: dict[str, Any] = _inline_refs(schema, defs)
+    return inlined
+
+
+# POST /auth reads its body by hand (messages that never echo the secret); this documents it.
+AUTH_REQUEST_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": _auth_body_schema()}},
+}
+
+
 def _parse_body(raw: bytes) -> AuthBody:
     """Validation messages name fields, never their values (one of them is the secret)."""
     try:
@@ -396,7 +421,7 @@ def install_auth(app: FastAPI, authority: Authority) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
-    @app.post("/auth")
+    @app.post("/auth", openapi_extra={"requestBody": AUTH_REQUEST_BODY})
     async def issue_token(request: Request) -> dict[str, Any]:
         """Exchange the fleet secret or an API key for a token naming agent, team and role.
 

@@ -32,6 +32,7 @@ from flotilla.config.paths import daemon_file, socket_path, state_home
 from flotilla.counters import count
 from flotilla.domain.states import WorkerState
 from flotilla.mcp.http import mcp_running, mount_mcp
+from flotilla.orchestrator.agent_env import AgentAccess
 from flotilla.orchestrator.creation import undo_worker
 from flotilla.orchestrator.delivery_loop import chain
 from flotilla.orchestrator.service import FleetService
@@ -121,7 +122,11 @@ async def _serve_all(
 
 
 async def serve(
-    home: Path, tmux_socket: str, authority: Authority, tcp: socket.socket | None = None
+    home: Path,
+    tmux_socket: str,
+    authority: Authority,
+    tcp: socket.socket | None = None,
+    url: str | None = None,
 ) -> None:
     """Run the daemon: the API on the Unix socket (and on `tcp` if given), the supervisor
     and the workflow runner, until /shutdown or SIGINT/SIGTERM."""
@@ -134,8 +139,14 @@ async def serve(
             supervisor.notify()  # called from the service's worker threads
 
     service = FleetService(store, home, tmux_socket=tmux_socket, on_change=wake)
+    access = AgentAccess.for_store(
+        store,
+        socket=socket_path(),
+        url=url,
+        sign=authority.tokens.issue if authority.tokens is not None else None,
+    )
     supervisor = Supervisor(
-        store, home, max_concurrent=service.max_concurrent, tmux_socket=tmux_socket
+        store, home, max_concurrent=service.max_concurrent, tmux_socket=tmux_socket, access=access
     )
     workflows = WorkflowRunner(engine_for(service))  # workflows advance as workers end
     side = await CoordinationSide.start(service)  # bus, messages, teams, checkpoints
@@ -222,7 +233,7 @@ def run_locked(
     pid_file.write_text(json.dumps({"pid": os.getpid(), "started_at": time.time(), "url": url}))
     tmux_socket = os.environ.get("FLOTILLA_TMUX_SOCKET", "flotilla")
     try:
-        asyncio.run(serve(state_home(), tmux_socket, authority, tcp))
+        asyncio.run(serve(state_home(), tmux_socket, authority, tcp, url=url))
     finally:
         pid_file.unlink(missing_ok=True)
         lock.close()

@@ -121,7 +121,9 @@ def message_router(messages: MessageService, event_log: EventLog | None = None) 
 
     @router.get("/events", dependencies=[Depends(_read)])
     async def events(
-        since: int = Query(0, ge=0, description="The last seq seen; 0 for the whole log."),
+        since: int = Query(
+            0, ge=0, le=2**63 - 1, description="The last seq seen; 0 for the whole log."
+        ),
         kind: str | None = Query(None, description="Kind prefixes, comma-separated."),
         subject: str | None = None,
         team: str | None = None,

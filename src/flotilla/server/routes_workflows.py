@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from flotilla.domain.roles import Permission
+from flotilla.domain.states import parse_states
 from flotilla.domain.workflow import WorkflowState
 from flotilla.orchestrator import workflow_view
 from flotilla.orchestrator.service import FleetService, run_blocking
@@ -77,7 +78,7 @@ def workflow_router(service: FleetService) -> APIRouter:
     async def list_workflows(
         project: str | None = None, state: str | None = None
     ) -> list[dict[str, Any]]:
-        states = [WorkflowState(s) for s in state.split(",")] if state else None
+        states = parse_states(WorkflowState, state)
         rows = await run_blocking(engine.deps.workflows.list_workflows, project, states)
         return [workflow_view.summary(row) for row in rows]
 

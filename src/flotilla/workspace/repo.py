@@ -73,6 +73,8 @@ def resolve_ref(repo: Path, ref: str) -> str:
     """The full commit sha that `ref` names in `repo`; BadRef if it names none."""
     if not ref or ref.startswith("-") or any(c in ref for c in "\0\n"):
         raise BadRef(f"base ref {ref!r} is not a valid ref: give a branch, tag or commit")
+    if not Path(repo).is_dir():
+        raise _not_a_repo(repo)
     proc = _git.run(
         repo,
         ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
@@ -81,6 +83,8 @@ def resolve_ref(repo: Path, ref: str) -> str:
     sha = _git.decode(proc.stdout).strip()
     if proc.returncode == 0 and sha:
         return sha
+    if proc.returncode == 128 and "not a git repository" in _git.decode(proc.stderr):
+        raise _not_a_repo(repo)
     if not repo_has_commits(repo):
         raise BadRef(
             f"base ref {ref!r} does not exist in {repo}: the repository has no commits yet "
