@@ -80,8 +80,10 @@ class TaskService:
         default_lease_s: float = DEFAULT_LEASE_S,
         clock: Callable[[], float] = time.time,
         on_change: OnChange | None = None,
+        event_in_tx: Callable[[Any, Task, EventKind], object] | None = None,
     ) -> None:
         self._store = task_store(store)
+        self._store.event_in_tx = event_in_tx  # a claim's event, stored with the claim
         lease_deadline(0.0, default_lease_s)  # refuses a bad default up front
         self.default_lease_s = default_lease_s
         self._clock = clock

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel, Field
 
 import flotilla
@@ -78,7 +79,9 @@ def build_app(
 ) -> FastAPI:
     """The API; with a `bus`, also the live streams (/ws, /events/stream) and the bus in
     /health. `metrics` (made here if not given) counts requests and serves /metrics."""
-    app = FastAPI(title="Flotilla", version=flotilla.__version__)
+    # No OpenTelemetry: FastAPI's per-request look for a configured provider is pure cost.
+    telemetry: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="Flotilla", version=flotilla.__version__, telemetry=telemetry)
     started = started_at or time.time()
     install_auth(app, authority)
     install_limits(app)

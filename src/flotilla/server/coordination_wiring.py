@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy.engine import Connection
 
-from flotilla.bus.hooks import event_publisher, worker_state_publisher
+from flotilla.bus.hooks import event_publisher, payload_envelope, worker_state_publisher
 from flotilla.bus.inprocess import InProcessTransport
 from flotilla.counters import count
 from flotilla.domain.errors import NotFound
@@ -36,7 +37,7 @@ from flotilla.orchestrator.tasks import TaskService
 from flotilla.server.routes_coordination import coordination_router
 from flotilla.server.routes_messages import message_router
 from flotilla.server.routes_tasks import task_router
-from flotilla.store.bus_sql import bus_store
+from flotilla.store.bus_sql import append_in, bus_store
 from flotilla.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,24 @@ TASK_EVENT_PREFIX = "task."
 
 
 def task_publisher(
-    publish: Callable[[str, dict[str, Any]], None],
+    publish: Callable[[str, dict[str, Any]], None], bus: InProcessTransport | None = None
 ) -> Callable[[Task, EventKind], None]:
     """TaskService's `on_change`: each stored move as a `task.<kind>` event about the task,
-    in its team (the payload is the task as stored after the move)."""
+    in its team (the payload is the task as stored after the move). With `bus`, a claim's
+    event was stored by the claim's transaction (`store_in_tx`): only wake the bus."""
 
     def on_change(task: Task, kind: EventKind) -> None:
+        if bus is not None and kind is EventKind.CLAIMED:
+            bus.notify()
+            return
         publish(f"{TASK_EVENT_PREFIX}{kind.value}", task.to_dict())
 
     return on_change
+
+
+def store_in_tx(conn: Connection, task: Task, kind: EventKind) -> None:
+    """TaskStore's `event_in_tx`: the move's `task.<kind>` event, in the move's transaction."""
+    append_in(conn, payload_envelope(f"{TASK_EVENT_PREFIX}{kind.value}", task.to_dict()))
 
 
 @dataclass
@@ -95,7 +105,7 @@ class CoordinationSide:
 
         messages = MessageService(store, service, bus, members=team_workers)
         delivery = DeliveryLoop(messages, bus=bus)
-        tasks = TaskService(store, on_change=task_publisher(publish))
+        tasks = TaskService(store, on_change=task_publisher(publish, bus), event_in_tx=store_in_tx)
         checkpoints = Checkpoints(service, on_event=publish)
         return cls(bus, messages, delivery, teams, checkpoints, tasks, lease_sweep_s)
 

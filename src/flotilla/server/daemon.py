@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import uvicorn
+import uvloop
 from starlette.types import ASGIApp
 
 from flotilla.config.loader import load_config
@@ -84,6 +85,10 @@ class _Listener(uvicorn.Server):
 def _listener(app: ASGIApp) -> _Listener:
     config = uvicorn.Config(
         app,
+        http="httptools",  # uvicorn's C parser, not h11
+        # Deflate would compress every frame once per subscriber: a quarter of the daemon's
+        # CPU when fanning out to 200 (BENCHMARKS.md, "Service").
+        ws_per_message_deflate=False,
         log_level="warning",
         access_log=False,
         lifespan="off",
@@ -233,7 +238,9 @@ def run_locked(
     pid_file.write_text(json.dumps({"pid": os.getpid(), "started_at": time.time(), "url": url}))
     tmux_socket = os.environ.get("FLOTILLA_TMUX_SOCKET", "flotilla")
     try:
-        asyncio.run(serve(state_home(), tmux_socket, authority, tcp, url=url))
+        # uvloop: socket writes, timers and thread wake-ups in C.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(state_home(), tmux_socket, authority, tcp, url=url))
     finally:
         pid_file.unlink(missing_ok=True)
         lock.close()

@@ -361,9 +361,15 @@ def _get(conn: Connection, worker_id: str) -> Worker:
     return decode_worker(row._mapping)
 
 
+# Built once (as task_schema's statements are): building the SELECT per call cost as
+# much as running it.
+_FIND = sa.select(workers).where(
+    workers.c.project == sa.bindparam("project"), workers.c.name == sa.bindparam("name")
+)
+
+
 def _find(conn: Connection, project: str, name: str) -> Worker | None:
-    query = sa.select(workers).where(workers.c.project == project, workers.c.name == name)
-    row = conn.execute(query).first()
+    row = conn.execute(_FIND, {"project": project, "name": name}).first()
     return None if row is None else decode_worker(row._mapping)
 
 
