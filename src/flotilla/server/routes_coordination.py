@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from flotilla.domain.coordination import DEFAULT_READ_LIMIT, MAX_READ_LIMIT
-from flotilla.domain.roles import Permission, Role
+from flotilla.domain.roles import MATRIX, Permission, Role
 from flotilla.orchestrator.checkpoints import Checkpoints
 from flotilla.orchestrator.coordination import Coordination
 from flotilla.orchestrator.service import FleetService, run_blocking
@@ -101,6 +101,23 @@ def _on_team(principal: Principal, team: str) -> None:
     )
 
 
+def _may_grant(principal: Principal, role: str) -> None:
+    """A member's role may not reach past its granter's (a worker's permissions aside): a
+    team lead cannot make a coordinator, whose agents would get coordinator tokens.
+    Unknown roles are the service's to refuse."""
+    granted = next((r for r in Role if r.value == role), None)
+    if principal.local or principal.role is Role.COORDINATOR or granted is None:
+        return
+    if MATRIX[granted] <= MATRIX[principal.role] | MATRIX[Role.WORKER]:
+        return  # its own permissions, plus a worker's (claiming tasks is not a lead's)
+    raise AuthError(
+        403,
+        "auth.forbidden_role",
+        f"agent {principal.agent!r} ({principal.role.value}) may not grant the role "
+        f"{role!r}: it has permissions {principal.role.value!r} lacks",
+    )
+
+
 def _acting_as(principal: Principal, named: str | None) -> str:
     """The agent a request acts for: the token's own, or one it may speak for."""
     if principal.local:
@@ -161,6 +178,7 @@ def coordination_router(
         team: str, body: MemberBody, who: Principal = Depends(require(P.SPAWN))
     ) -> dict[str, Any]:
         _on_team(who, team)
+        _may_grant(who, body.role)
         return dict(await run_blocking(teams.add_member, team, body.agent, body.role))
 
     @router.post("/teams/{team}/spawn")
@@ -169,6 +187,7 @@ def coordination_router(
     ) -> dict[str, Any]:
         """Create a worker in the team's project and record it as a member of the team."""
         _on_team(who, team)
+        _may_grant(who, body.role)
         return dict(
             await run_blocking(
                 lambda: teams.team_spawn(
