@@ -33,7 +33,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import Message
 
 from flotilla.counters import count
 from flotilla.domain.errors import IllegalTransition, UsageError
@@ -53,7 +52,6 @@ from flotilla.server.auth import AuthError, Principal, require
 
 P = Permission
 PERSON = "user"  # who a local caller is when it names no agent
-MAX_BODY_BYTES = 1_048_576  # a result is any JSON, but not an unbounded one
 DEFAULT_LIST_LIMIT = 500
 MAX_LIST_LIMIT = 5000
 NAME = 128
@@ -147,21 +145,15 @@ def describe_invalid(exc: RequestValidationError) -> str:
 
 class TaskRoute(APIRoute):
     """Answers, with one line under `error` (as every other Flotilla error) and counted: a
-    body over MAX_BODY_BYTES (413), a request that does not fit its model (422), and a move
-    the task's state forbids (409)."""
+    request that does not fit its model (422) and a move the task's state forbids (409).
+    Oversized bodies never get here (server/limits.py refuses them for every route)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
             try:
-                if request.method in ("POST", "PATCH"):
-                    request = await _read_capped(request, MAX_BODY_BYTES)
                 return await handler(request)
-            except _TooLarge:
-                count("api.tasks.body_too_large")
-                message = f"the request body is over {MAX_BODY_BYTES} bytes: send less"
-                return JSONResponse({"error": message, "exit_code": 2}, status_code=413)
             except RequestValidationError as exc:
                 count("api.tasks.bad_request")
                 detail = [
@@ -175,37 +167,6 @@ class TaskRoute(APIRoute):
                 return JSONResponse({"error": str(exc), "exit_code": exc.exit_code}, 409)
 
         return handle
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_capped(request: Request, limit: int) -> Request:
-    """The request with its body read (at most `limit` bytes, else _TooLarge) and replayed
-    to the handler, so an oversized body is refused before any of it is parsed."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    receive = request.receive
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()  # after the body: wait for the client to go, as usual
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return Request(request.scope, replay)
 
 
 T = TypeVar("T")
