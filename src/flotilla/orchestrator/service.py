@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flotilla.config.loader import LoadedConfig, load_config
 from flotilla.counters import count
@@ -321,6 +321,9 @@ class FleetService:
         return f"{self.config_for(project).config.project.branch_prefix}/"
 
 
-async def run_blocking(func: Callable[..., Any], *args: Any) -> Any:
+T = TypeVar("T")
+
+
+async def run_blocking(func: Callable[..., T], *args: Any) -> T:
     """Service calls do file and process I/O: keep them off the event loop."""
     return await asyncio.to_thread(func, *args)

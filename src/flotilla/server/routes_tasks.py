@@ -24,9 +24,8 @@ refused caller 401/403.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -47,6 +46,7 @@ from flotilla.domain.tasks import (
     Task,
     TaskState,
 )
+from flotilla.orchestrator.service import run_blocking
 from flotilla.orchestrator.tasks import MAX_DESCRIPTION, MAX_REASON, TaskService
 from flotilla.server.auth import AuthError, Principal, require
 
@@ -169,14 +169,6 @@ class TaskRoute(APIRoute):
         return handle
 
 
-T = TypeVar("T")
-
-
-async def off(call: Callable[[], T]) -> T:
-    """Run a store call off the event loop (as run_blocking does), keeping its type."""
-    return await asyncio.to_thread(call)
-
-
 # -- who acts ----------------------------------------------------------------------------------
 
 
@@ -237,7 +229,7 @@ def task_router(tasks: TaskService) -> APIRouter:
     router = APIRouter(route_class=TaskRoute, tags=["tasks"])
 
     async def in_team(task_id: str, principal: Principal) -> Task:
-        task: Task = await off(lambda: tasks.get(task_id))
+        task: Task = await run_blocking(lambda: tasks.get(task_id))
         on_team(principal, task.team)
         return task
 
@@ -255,7 +247,7 @@ def task_router(tasks: TaskService) -> APIRouter:
         """Add a task to a team's queue; it can be claimed once its dependencies are done."""
         on_team(principal, body.team)
         creator = None if principal.local else principal.agent
-        task = await off(lambda: tasks.create(created_by=creator, **body.model_dump()))
+        task = await run_blocking(lambda: tasks.create(created_by=creator, **body.model_dump()))
         return task.to_dict()
 
     @router.get("/tasks", dependencies=[Depends(require(P.READ))])
@@ -268,7 +260,7 @@ def task_router(tasks: TaskService) -> APIRouter:
     ) -> list[dict[str, Any]]:
         """Tasks oldest first, filtered by team, state(s), label and holder."""
         states = [s.strip() for s in state.split(",") if s.strip()] if state else None
-        found = await off(
+        found = await run_blocking(
             lambda: tasks.list(team=team, state=states, label=label, assignee=assignee, limit=limit)
         )
         return [t.to_dict() for t in found]
@@ -282,14 +274,14 @@ def task_router(tasks: TaskService) -> APIRouter:
         claimer, _ = acting(principal, body.claimer)
         team = claim_team(principal, body.team)
         needs = body.model_dump(exclude={"claimer", "team"})
-        task = await off(lambda: tasks.claim(claimer, team=team, **needs))
+        task = await run_blocking(lambda: tasks.claim(claimer, team=team, **needs))
         return {"task": None if task is None else task.to_dict()}
 
     @router.get("/tasks/{task_id}", dependencies=[Depends(require(P.READ))])
     async def get_task(task_id: str = TaskId) -> dict[str, Any]:
         """The task, whether its dependencies let it be claimed, and the state of each."""
-        task: Task = await off(lambda: tasks.get(task_id))
-        ready, states = await off(lambda: tasks.readiness(task_id))
+        task: Task = await run_blocking(lambda: tasks.get(task_id))
+        ready, states = await run_blocking(lambda: tasks.readiness(task_id))
         return {
             **task.to_dict(),
             "readiness": ready.value,
@@ -299,7 +291,7 @@ def task_router(tasks: TaskService) -> APIRouter:
     @router.get("/tasks/{task_id}/history", dependencies=[Depends(require(P.READ))])
     async def history(task_id: str = TaskId) -> list[dict[str, Any]]:
         """Every move of the task, oldest first, each in one readable line."""
-        return [e.to_dict() for e in await off(lambda: tasks.history(task_id))]
+        return [e.to_dict() for e in await run_blocking(lambda: tasks.history(task_id))]
 
     @router.patch("/tasks/{task_id}")
     async def update(
@@ -323,7 +315,7 @@ def task_router(tasks: TaskService) -> APIRouter:
                 raise UsageError(f"'{field}' cannot be null: leave it out to keep it as it is")
         changes = body.model_dump(include=given)  # the rest stay as they are
         version = body.expect_version
-        moved = await off(
+        moved = await run_blocking(
             lambda: tasks.update(
                 task_id, actor=actor, note=body.note, expect_version=version, **changes
             )
@@ -347,7 +339,7 @@ def task_router(tasks: TaskService) -> APIRouter:
                 f"role {principal.role.value!r} may not reassign a claimed task "
                 "(only a coordinator may)",
             )
-        moved = await off(lambda: tasks.assign(task_id, actor=actor, **body.model_dump()))
+        moved = await run_blocking(lambda: tasks.assign(task_id, actor=actor, **body.model_dump()))
         return moved.to_dict()
 
     @router.post("/tasks/{task_id}/heartbeat")
@@ -359,7 +351,7 @@ def task_router(tasks: TaskService) -> APIRouter:
         """Renew the holder's lease to now + lease_s (a coordinator renews whoever holds it)."""
         task, actor, override = await held(task_id, principal, body.holder, "renew")
         holder = task.assignee if override and body.holder is None and task.assignee else actor
-        moved = await off(lambda: tasks.heartbeat(task_id, holder, lease_s=body.lease_s))
+        moved = await run_blocking(lambda: tasks.heartbeat(task_id, holder, lease_s=body.lease_s))
         return moved.to_dict()
 
     @router.post("/tasks/{task_id}/complete")
@@ -370,7 +362,9 @@ def task_router(tasks: TaskService) -> APIRouter:
     ) -> dict[str, Any]:
         """Mark a claimed task done with its result (any JSON value)."""
         _, actor, override = await held(task_id, principal, body.actor, "complete")
-        moved = await off(lambda: tasks.complete(task_id, actor, body.result, coordinator=override))
+        moved = await run_blocking(
+            lambda: tasks.complete(task_id, actor, body.result, coordinator=override)
+        )
         return moved.to_dict()
 
     @router.post("/tasks/{task_id}/fail")
@@ -381,7 +375,7 @@ def task_router(tasks: TaskService) -> APIRouter:
     ) -> dict[str, Any]:
         """Mark a claimed task failed, saying why."""
         _, actor, override = await held(task_id, principal, body.actor, "fail")
-        moved = await off(
+        moved = await run_blocking(
             lambda: tasks.fail(
                 task_id, actor, body.reason, result=body.result, coordinator=override
             )
@@ -396,7 +390,7 @@ def task_router(tasks: TaskService) -> APIRouter:
     ) -> dict[str, Any]:
         """Give a claimed task back to the queue."""
         _, actor, override = await held(task_id, principal, body.actor, "release")
-        moved = await off(
+        moved = await run_blocking(
             lambda: tasks.release(task_id, actor, reason=body.reason, coordinator=override)
         )
         return moved.to_dict()
@@ -410,7 +404,7 @@ def task_router(tasks: TaskService) -> APIRouter:
         """Put a failed task back in the queue to be tried again."""
         actor, _ = acting(principal, body.actor)
         await in_team(task_id, principal)
-        moved = await off(lambda: tasks.requeue(task_id, actor, reason=body.reason))
+        moved = await run_blocking(lambda: tasks.requeue(task_id, actor, reason=body.reason))
         return moved.to_dict()
 
     @router.post("/tasks/{task_id}/cancel")
@@ -422,7 +416,7 @@ def task_router(tasks: TaskService) -> APIRouter:
         """Cancel a task that is not finished; its dependants become blocked."""
         actor, _ = acting(principal, body.actor)
         await in_team(task_id, principal)
-        moved = await off(lambda: tasks.cancel(task_id, actor, reason=body.reason))
+        moved = await run_blocking(lambda: tasks.cancel(task_id, actor, reason=body.reason))
         return moved.to_dict()
 
     return router
