@@ -8,9 +8,10 @@ from typing import Any
 from flotilla.domain.states import Outcome, WorkerState
 
 
-@dataclass
+@dataclass(frozen=True)
 class Worker:
-    """One row of the `workers` table. The store is the truth for every field."""
+    """One row of the `workers` table. The store is the truth for every field. Frozen: the
+    daemon's store hands the same object to every reader (store/worker_cache.py)."""
 
     id: str
     name: str

@@ -128,6 +128,10 @@ class FleetService:
             self.pools.refill_later(config, Path(project))
         return outcome
 
+    def cached_worker(self, project: str, name: str) -> Worker | None:
+        """The worker if the store has it in memory: no I/O, so fine on the event loop."""
+        return self.store.cached_worker(project, name)
+
     def get_worker(self, project: str, name: str) -> Worker:
         worker = self.store.find_worker(project, name)
         if worker is None:

@@ -137,7 +137,8 @@ def build_app(
         return [v.to_dict() for v in views]
 
     async def _worker(project: str, name: str) -> Any:
-        return await run_blocking(service.get_worker, project, name)
+        cached = service.cached_worker(project, name)
+        return cached or await run_blocking(service.get_worker, project, name)
 
     @app.get("/workers/{name}", dependencies=READ)
     async def get_worker(name: str, project: str) -> dict[str, Any]:

@@ -136,6 +136,7 @@ async def serve(
     """Run the daemon: the API on the Unix socket (and on `tcp` if given), the supervisor
     and the workflow runner, until /shutdown or SIGINT/SIGTERM."""
     store = open_store(store_url())
+    store.cache_workers()  # the daemon is the store's one writer: status reads from memory
     _abandon_unprepared(store)
     supervisor: Supervisor | None = None
 

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str) -> SqlStore:
     """Open the store at `url`, migrated to head. UsageError for a bad URL."""
     sa_url = parse_store_url(url)
     engine = make_engine(sa_url)

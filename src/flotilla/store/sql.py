@@ -36,6 +36,7 @@ from flotilla.store.codec import (
 from flotilla.store.engine import WRITE, is_sqlite, redact
 from flotilla.store.errors import StaleState, StoreUnavailable
 from flotilla.store.schema import WORKER_SEQ, prompts, sequences, worker_events, workers
+from flotilla.store.worker_cache import WorkerCache
 
 # How often a compare-and-set is retried after losing a race before giving up.
 # Each loss means another writer made progress, so this is never reached in practice.
@@ -52,6 +53,13 @@ class SqlStore:
         # Called after a worker was created (previous None) or changed state, once committed:
         # the daemon publishes `worker.state` events through it (flotilla.bus.hooks).
         self.on_state_change: Callable[[Worker, WorkerState | None], None] | None = None
+        self._cache: WorkerCache | None = None
+
+    def cache_workers(self) -> None:
+        """Serve worker reads from memory from now on: for the store's one writer only
+        (the daemon; see store/worker_cache.py)."""
+        if self._cache is None:
+            self._cache = WorkerCache()
 
     @property
     def url(self) -> str:
@@ -114,6 +122,8 @@ class SqlStore:
                     created_at=worker.created_at or time.time(),
                 )
                 conn.execute(sa.insert(workers).values(**encode_worker(created)))
+            if self._cache is not None:
+                self._cache.changed(created.id)
             if self.on_state_change is not None:
                 self.on_state_change(created, None)
             return created
@@ -130,12 +140,36 @@ class SqlStore:
             raise OperationFailed(f"could not store worker {worker.name!r}: {exc.orig}") from exc
 
     def get_worker(self, worker_id: str) -> Worker:
-        with self._tx() as conn:
-            return _get(conn, worker_id)
+        cache = self._cache
+        if cache is None:
+            with self._tx() as conn:
+                return _get(conn, worker_id)
+        found = cache.get(worker_id)
+        if found is None:
+            generation = cache.generation
+            with self._tx() as conn:
+                found = _get(conn, worker_id)
+            cache.read(found, generation)
+        return found
 
     def find_worker(self, project: str, name: str) -> Worker | None:
-        with self._tx() as conn:
-            return _find(conn, project, name)
+        cache = self._cache
+        if cache is None:
+            with self._tx() as conn:
+                return _find(conn, project, name)
+        found = cache.find(project, name)
+        if found is None:
+            generation = cache.generation
+            with self._tx() as conn:
+                found = _find(conn, project, name)
+            if found is not None:
+                cache.read(found, generation)
+        return found
+
+    def cached_worker(self, project: str, name: str) -> Worker | None:
+        """The worker from memory, without touching the database (None: not cached,
+        or the cache is off): lets the event loop answer without a thread hop."""
+        return None if self._cache is None else self._cache.find(project, name)
 
     def list_workers(
         self,
@@ -193,6 +227,8 @@ class SqlStore:
                         conn, worker_id, "state", {"from": current.value, "to": target.value}
                     )
                 updated = _get(conn, worker_id)
+            if self._cache is not None:
+                self._cache.changed(worker_id)
             if target is not None and self.on_state_change is not None:
                 self.on_state_change(updated, current)
             return updated
@@ -204,6 +240,8 @@ class SqlStore:
             gone = conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
             if gone.rowcount == 0:
                 raise _not_found(worker_id)
+        if self._cache is not None:
+            self._cache.changed(worker_id)
 
     def count_active(self, project: str) -> int:
         query = (
