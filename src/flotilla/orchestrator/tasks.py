@@ -16,6 +16,7 @@ result that arrives late but before the sweep is still accepted.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import logging
 import secrets
@@ -88,6 +89,7 @@ class TaskService:
         self.default_lease_s = default_lease_s
         self._clock = clock
         self._on_change = on_change
+        self._writes = self._store.group_commit()  # claims from the event loop, batched
 
     # -- creating and reading --------------------------------------------------------------
 
@@ -170,26 +172,51 @@ class TaskService:
         """Atomically claim the best claimable task (highest priority, then oldest) whose
         dependencies are done and whose capability needs `agent_kind` and `labels` meet;
         None when there is none. No task is ever claimed by two claimers."""
-        claimer = check_name(claimer, "claimer name")
-        lease = self._lease(lease_s)
-        capabilities = normalize_labels(labels, "capability label")
-        kind = None if agent_kind is None else check_name(agent_kind, "agent kind")
+        wanted = self._wanted(claimer, agent_kind, labels, team, lease_s)
         now = self._clock()
         for _ in range(2):  # the second round runs only if expired leases freed some tasks
-            task = self._store.claim(
-                claimer,
-                now=now,
-                lease_s=lease,
-                team=team,
-                agent_kind=kind,
-                labels=capabilities,
-            )
+            task = self._store.claim(now=now, **wanted)
             if task is not None:
                 self._notify(task, EventKind.CLAIMED)
                 return task
             if not self.expire_leases(now):
                 return None
         return None
+
+    async def claim_soon(
+        self,
+        claimer: str,
+        *,
+        agent_kind: str | None = None,
+        labels: Iterable[str] = (),
+        team: str | None = None,
+        lease_s: float | None = None,
+    ) -> Task | None:
+        """`claim` from the event loop, committed with the claims of other callers waiting
+        at the same moment (store/group_commit.py): one transaction for many claims."""
+        wanted = self._wanted(claimer, agent_kind, labels, team, lease_s)
+        now = self._clock()
+        task = await self._writes.run(lambda conn: self._store.claim_in(conn, now=now, **wanted))
+        if task is None:  # nothing claimable: sweep expired leases and look once more
+            return await asyncio.to_thread(lambda: self.claim(**wanted))
+        self._notify(task, EventKind.CLAIMED)
+        return task
+
+    def _wanted(
+        self,
+        claimer: str,
+        agent_kind: str | None,
+        labels: Iterable[str],
+        team: str | None,
+        lease_s: float | None,
+    ) -> dict[str, Any]:
+        return {
+            "claimer": check_name(claimer, "claimer name"),
+            "lease_s": self._lease(lease_s),
+            "team": team,
+            "agent_kind": None if agent_kind is None else check_name(agent_kind, "agent kind"),
+            "labels": normalize_labels(labels, "capability label"),
+        }
 
     def assign(
         self,

@@ -189,6 +189,10 @@ def build_app(
             on_shutdown()
         return {"status": "stopping"}
 
+    # Routes are matched in order, one by one: the agents' frequent calls (task claims,
+    # messages, posts) come first.
+    for router in routers:  # the coordination objects' routes, made by the daemon
+        app.include_router(router)
     app.include_router(integration_router(service))
     app.include_router(metrics_router(metrics))
     if bus is not None:
@@ -196,8 +200,6 @@ def build_app(
         app.include_router(stream_router(bus, workers=workers, clients=metrics.clients))
     app.include_router(workflow_router(service))
     app.include_router(dashboard_router())  # the page at /, its files need no token
-    for router in routers:  # the coordination objects' routes, made by the daemon
-        app.include_router(router)
     missing = unguarded_routes(app)
     if missing:
         raise RuntimeError(f"routes without a permission (see server/auth.py): {missing}")

@@ -274,7 +274,7 @@ def task_router(tasks: TaskService) -> APIRouter:
         claimer, _ = acting(principal, body.claimer)
         team = claim_team(principal, body.team)
         needs = body.model_dump(exclude={"claimer", "team"})
-        task = await run_blocking(lambda: tasks.claim(claimer, team=team, **needs))
+        task = await tasks.claim_soon(claimer, team=team, **needs)
         return {"task": None if task is None else task.to_dict()}
 
     @router.get("/tasks/{task_id}", dependencies=[Depends(require(P.READ))])

@@ -34,6 +34,7 @@ from flotilla.domain.tasks import (
 )
 from flotilla.store.base import Store
 from flotilla.store.codec import dump_json
+from flotilla.store.group_commit import GroupCommit
 from flotilla.store.sql import SqlStore
 from flotilla.store.task_schema import (
     add_event,
@@ -93,6 +94,10 @@ class TaskStore:
 
     def _tx(self, *, write: bool = False) -> Any:
         return self._sql._tx(write=write)
+
+    def group_commit(self) -> GroupCommit:
+        """Batches of writes (`claim_in`, ...) of concurrent callers, one transaction each."""
+        return GroupCommit(lambda: self._tx(write=True))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -215,6 +220,29 @@ class TaskStore:
         labels: Sequence[str] = (),
     ) -> Task | None:
         """Claim the first claimable task in pick order for `claimer`, or None."""
+        with self._tx(write=True) as conn:
+            return self.claim_in(
+                conn,
+                claimer,
+                now=now,
+                lease_s=lease_s,
+                team=team,
+                agent_kind=agent_kind,
+                labels=labels,
+            )
+
+    def claim_in(
+        self,
+        conn: Connection,
+        claimer: str,
+        *,
+        now: float,
+        lease_s: float,
+        team: str | None = None,
+        agent_kind: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> Task | None:
+        """`claim` inside the caller's write transaction (a group commit's)."""
         statement = claim_statement(
             self._pg, team is not None, agent_kind is not None, bool(labels)
         )
@@ -228,16 +256,15 @@ class TaskStore:
             "event_message": message,
             "event_detail": dump_json(detail),
         }
-        with self._tx(write=True) as conn:
-            row = conn.execute(statement, params).first()
-            if row is None:
-                return None
-            if not self._pg:  # on PostgreSQL the statement wrote the history entry too
-                add_event(conn, row.id, now, EventKind.CLAIMED, claimer, message, detail)
-            task = decode_task(row._mapping)
-            if self.event_in_tx is not None:
-                self.event_in_tx(conn, task, EventKind.CLAIMED)
-            return task
+        row = conn.execute(statement, params).first()
+        if row is None:
+            return None
+        if not self._pg:  # on PostgreSQL the statement wrote the history entry too
+            add_event(conn, row.id, now, EventKind.CLAIMED, claimer, message, detail)
+        task = decode_task(row._mapping)
+        if self.event_in_tx is not None:
+            self.event_in_tx(conn, task, EventKind.CLAIMED)
+        return task
 
     def assign(
         self,
