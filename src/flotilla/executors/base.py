@@ -7,7 +7,7 @@ Nothing else in Flotilla looks at the kind's name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -54,6 +54,16 @@ class Command:
     cwd: Path | None = None
 
 
+@dataclass(frozen=True)
+class SessionPlace:
+    """Where an agent session's turns run: the working folder, and the agent's environment,
+    whose variables (HOME, CLAUDE_CONFIG_DIR, CODEX_HOME, GEMINI_CLI_HOME) say where the CLI
+    keeps its sessions."""
+
+    folder: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 class OutputParser(Protocol):
     """Stateful, line-by-line parser of one run's stdout. Pure: no I/O."""
 
@@ -87,6 +97,14 @@ class Executor(Protocol):
     def parser(self, spec: LaunchSpec | None = None) -> OutputParser:
         """A fresh parser for one run. `spec` lets a parser fill in what the output omits
         (e.g. the model name codex never prints, needed to price its usage)."""
+        ...
+
+    def carry_session(self, session_id: str, source: SessionPlace, target: SessionPlace) -> bool:
+        """Make `session_id`, recorded by turns run in `source`, resumable by a turn run in
+        `target` (a checkpoint restored into a new worktree). CLIs that file sessions by
+        working folder get a copy filed under `target` (the source's copy is untouched, so
+        the two continue apart). True: a resume in `target` will find the session. False:
+        it is nowhere to be found, so the caller starts a new session instead."""
         ...
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from flotilla.domain.events import AgentEvent, EventKind, Usage
-from flotilla.executors import common
-from flotilla.executors.base import Command, LaunchSpec, register
+from flotilla.executors import common, session_files
+from flotilla.executors.base import Command, LaunchSpec, SessionPlace, register
 from flotilla.executors.hooks import write_claude_settings
 
 DEFAULT_PERMISSION_MODE = "acceptEdits"  # works as root; bypassPermissions needs IS_SANDBOX=1
@@ -85,6 +85,13 @@ class ClaudeExecutor:
 
     def parser(self, spec: LaunchSpec | None = None) -> ClaudeParser:
         return ClaudeParser()
+
+    def carry_session(self, session_id: str, source: SessionPlace, target: SessionPlace) -> bool:
+        """Claude files sessions by working folder. From another folder, `--resume` finds a
+        session only in a live worktree of the same repository, and appends to that
+        worktree's transcript; once that worktree is removed: "No conversation found". So a
+        copy goes under the target folder's key (session_files), which the resume prefers."""
+        return session_files.carry_claude(session_id, source, target)
 
 
 def mcp_config(python: str = sys.executable) -> dict[str, Any]:

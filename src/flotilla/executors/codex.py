@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 from flotilla.domain.errors import UsageError
 from flotilla.domain.events import AgentEvent, EventKind, Usage
-from flotilla.executors import common
-from flotilla.executors.base import Command, LaunchSpec, register
+from flotilla.executors import common, session_files
+from flotilla.executors.base import Command, LaunchSpec, SessionPlace, register
 from flotilla.executors.hooks import codex_notify_override
 
 DEFAULT_SANDBOX = "workspace-write"  # exec's own default, read-only, cannot edit anything
@@ -62,6 +62,14 @@ class CodexExecutor:
 
     def parser(self, spec: LaunchSpec | None = None) -> CodexParser:
         return CodexParser(model=spec.effective_model if spec else None)
+
+    def carry_session(self, session_id: str, source: SessionPlace, target: SessionPlace) -> bool:
+        """Nothing to carry: codex keeps one session store (`$CODEX_HOME/sessions`) for
+        every folder, and `exec -C NEW resume ID` continues the thread in NEW, telling the
+        model its new working folder and sandbox roots. True when the target's store has the
+        rollout. The thread is not forked: the restored worker's turns are appended to the
+        same thread as the checkpointed worker's."""
+        return session_files.codex_has_session(target.env, session_id)
 
 
 class CodexParser:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from flotilla.domain.events import AgentEvent, EventKind, Usage
-from flotilla.executors import common
-from flotilla.executors.base import Command, LaunchSpec, register
+from flotilla.executors import common, session_files
+from flotilla.executors.base import Command, LaunchSpec, SessionPlace, register
 
 DEFAULT_APPROVAL_MODE = "yolo"  # with --skip-trust, else yolo is downgraded to read-only tools
 EXIT_RATE_LIMITED = 429 % 256
@@ -52,6 +52,12 @@ class GeminiExecutor:
 
     def parser(self, spec: LaunchSpec | None = None) -> GeminiParser:
         return GeminiParser(model=spec.effective_model if spec else None)
+
+    def carry_session(self, session_id: str, source: SessionPlace, target: SessionPlace) -> bool:
+        """Gemini files sessions by project folder (`--resume` elsewhere: "No previous
+        sessions found for this project"): a copy goes under the target folder's project
+        slug, claimed for it if it has none yet (session_files)."""
+        return session_files.carry_gemini(session_id, source, target)
 
 
 class GeminiParser:

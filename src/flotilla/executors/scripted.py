@@ -14,7 +14,7 @@ from typing import ClassVar
 from flotilla import counters
 from flotilla.domain.events import AgentEvent, EventKind
 from flotilla.executors import common
-from flotilla.executors.base import Command, LaunchSpec, register
+from flotilla.executors.base import Command, LaunchSpec, SessionPlace, register
 from flotilla.executors.hooks import hooks_path
 from flotilla.executors.scripted_script import load_script
 from flotilla.executors.shell import prompt_env
@@ -69,6 +69,10 @@ class ScriptedExecutor:
 
     def parser(self, spec: LaunchSpec | None = None) -> ScriptedParser:
         return ScriptedParser()
+
+    def carry_session(self, session_id: str, source: SessionPlace, target: SessionPlace) -> bool:
+        """The scripted agent stores no session: any id resumes anywhere."""
+        return True
 
 
 class ScriptedParser:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from flotilla.domain.errors import UsageError
 from flotilla.domain.events import AgentEvent, EventKind
 from flotilla.executors import common
-from flotilla.executors.base import Command, LaunchSpec, register
+from flotilla.executors.base import Command, LaunchSpec, SessionPlace, register
 
 RESULT_LINES = 20
 
@@ -61,6 +61,9 @@ class ShellExecutor:
 
     def parser(self, spec: LaunchSpec | None = None) -> ShellParser:
         return ShellParser()
+
+    def carry_session(self, session_id: str, source: SessionPlace, target: SessionPlace) -> bool:
+        return False  # a command has no session to resume
 
 
 class ShellParser:

@@ -13,6 +13,12 @@ way a follow-up prompt does (a queued prompt row and `next_turn = "prompt"`, set
 before the worktree is published, so the supervisor's first start of the worker
 is already that resumed turn). Otherwise the agent starts a new session whose
 prompt carries the checkpoint's summary and notes.
+
+The real CLIs look sessions up by working folder (claude, gemini) and the new worker
+runs in a new worktree, so before anything is created the executor files a copy of the
+session where its CLI will look for the new worktree (`Executor.carry_session`). When it
+cannot (the session is gone from the agent's store), the restore falls back to a new
+session with the summary and notes, and counts `checkpoints.session_not_carried`.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from flotilla.domain.coordination import (
 )
 from flotilla.domain.errors import UsageError
 from flotilla.domain.worker import Worker
+from flotilla.executors.base import SessionPlace
 from flotilla.executors.registry import get_executor
 from flotilla.orchestrator.coordination import OnEvent
 from flotilla.orchestrator.creation import (
@@ -47,6 +54,8 @@ from flotilla.orchestrator.creation import (
     undo_worker,
 )
 from flotilla.orchestrator.service import FleetService
+from flotilla.orchestrator.snapshot import RunSettings
+from flotilla.orchestrator.turns import load_env
 from flotilla.store.coordination_sql import CoordinationStore, coordination_store
 from flotilla.workspace import _git
 from flotilla.workspace.errors import BadRef
@@ -196,10 +205,23 @@ class Checkpoints:
             depth=depth,
             parent=parent,
         )
-        if session is None:
+        worker = None
+        if session is not None:
+            source = self._source_place(checkpoint.project, checkpoint.worker)
+            worker = create_resuming(self.service, request, session, source)
+            if worker is None:
+                counters.count("checkpoints.session_not_carried")
+                log.warning(
+                    "session %s of checkpoint %s cannot be resumed in a new worktree: "
+                    "%s starts a new session",
+                    session,
+                    checkpoint.name,
+                    new_name,
+                )
+                session = None
+                request.prompt = restore_prompt(checkpoint, text, resumed=False)
+        if worker is None:
             worker = self.service.create_worker(request)
-        else:
-            worker = create_resuming(self.service, request, session)
         self._emit(
             "checkpoint.restored",
             {"checkpoint": checkpoint.name, "worker": worker.name, "resumed_session": session},
@@ -210,12 +232,51 @@ class Checkpoints:
             "resumed_session": session,
         }
 
+    def _source_place(self, project: str, worker_name: str) -> SessionPlace | None:
+        """Where the checkpointed worker's turns ran, if it is still known."""
+        worker = self.service.store.find_worker(project, worker_name)
+        if worker is None:
+            return None
+        folder = worker.worktree or worker.settings.get("worktree_path")
+        if not isinstance(folder, str) or not folder:
+            return None
+        return SessionPlace(Path(folder), agent_env(worker, load_env(Path(worker.run_dir))))
 
-def create_resuming(service: FleetService, request: CreateRequest, session_id: str) -> Worker:
+
+def agent_env(worker: Worker, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment `worker`'s agent runs with, as far as where it keeps sessions goes:
+    `env` (the one it was created with) under its agent settings' env (orchestrator.turns)."""
+    return {**env, **RunSettings.from_dict(worker.settings).agent.env}
+
+
+def carry(
+    worker: Worker, session_id: str, source: SessionPlace | None, env: Mapping[str, str]
+) -> bool:
+    """Make `session_id` resumable in the planned `worker`'s worktree (not made yet: the CLIs
+    file sessions by path); False when it cannot be. `source` None: the checkpointed worker
+    is gone, and the executor finds the session by its id alone."""
+    target = SessionPlace(Path(worker.settings["worktree_path"]), agent_env(worker, env))
+    try:
+        return get_executor(worker.agent).carry_session(session_id, source or target, target)
+    except OSError:
+        counters.count("checkpoints.session_carry_failed")
+        log.exception("carrying session %s to %s failed", session_id, target.folder)
+        return False
+
+
+def create_resuming(
+    service: FleetService,
+    request: CreateRequest,
+    session_id: str,
+    source: SessionPlace | None = None,
+) -> Worker | None:
     """FleetService.create_worker, but the worker's first turn resumes `session_id` with
-    `request.prompt` as a follow-up (CreateRequest has no field for it; see the module doc)."""
+    `request.prompt` as a follow-up (CreateRequest has no field for it; see the module doc).
+    None, with nothing created, when the session cannot be carried to the new worktree."""
     loaded = service.config_for(request.project, request.env)
     planned = plan_worker(request, loaded, service.store, runs=service.home / "runs")
+    if not carry(planned, session_id, source, request.env):
+        return None
     settings = {**planned.settings, "next_turn": "prompt"}
     worker = service.store.create_worker(
         dataclasses.replace(planned, session_id=session_id, settings=settings)
