@@ -59,8 +59,9 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     await bus.start()
     run_dir = tmp_path / "w1"
     run_dir.mkdir()
-    known = Worker(id="w-1", name="one", project="/p", agent="scripted", prompt="hi")
-    known.run_dir = str(run_dir)
+    known = Worker(
+        id="w-1", name="one", project="/p", agent="scripted", prompt="hi", run_dir=str(run_dir)
+    )
 
     def lookup(worker_id: str) -> Worker:
         if worker_id != known.id:

@@ -9,10 +9,10 @@ turns the same filter into SQL for a catch-up read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from flotilla.bus.envelope import Envelope
+from flotilla.bus.envelope import Envelope, Event
 from flotilla.domain.errors import UsageError
 
 MAX_TERMS = 50
@@ -48,6 +48,10 @@ class EventFilter:
         if self.subjects and envelope.subject not in self.subjects:
             return False
         return not self.teams or envelope.team in self.teams
+
+    def select(self, events: Sequence[Event]) -> list[Event]:
+        """The events that match, in their order."""
+        return [event for event in events if self.matches(event.envelope)]
 
     def to_dict(self) -> dict[str, list[str]]:
         return {

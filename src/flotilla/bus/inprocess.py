@@ -8,6 +8,10 @@ feeding it, so a slow subscriber never holds up the others. A subscription that 
 behind (it overflowed, or it started from an old cursor) reads the log itself from
 the last seq it accounted for, then rejoins the live feed: it misses nothing and
 gets nothing twice. Subscriptions belong to the transport's event loop.
+
+The log is pruned (store/bus_retention.py) from its oldest event up. A subscription
+whose cursor is older than what the log still holds cannot get everything: it notes
+`pruned_before` (the oldest seq kept), for its stream to announce, and goes on from there.
 """
 
 from __future__ import annotations
@@ -121,6 +125,10 @@ class InProcessTransport:
                 log.exception("reading the event log failed")
                 events = []
             if events:
+                if events[0].seq > self.head + 1:  # pruned before it was fanned out
+                    counters.count("bus.dispatch_gap")
+                    for sub in list(self._subs):
+                        sub._pruned(events[0].seq)
                 self._fan_out(events)
                 if len(events) == self.page:
                     continue  # more are waiting
@@ -129,8 +137,15 @@ class InProcessTransport:
             waiter.cancel()
 
     def _fan_out(self, events: Sequence[Event]) -> None:
+        # Each distinct filter is matched once (200 subscribers of one kind: one match per
+        # event, not 200).
+        matching: dict[EventFilter, Sequence[Event]] = {}
         for sub in list(self._subs):
-            sub._offer(events)
+            wanted = matching.get(sub.filter)
+            if wanted is None:
+                wanted = events if sub.filter.everything else sub.filter.select(events)
+                matching[sub.filter] = wanted
+            sub._offer(wanted, events[-1].seq)
         self.head = events[-1].seq
 
     async def close(self) -> None:
@@ -153,6 +168,9 @@ class InProcessSubscription:
         self.filter = event_filter
         self.cursor = start
         self.overflows = 0  # how often the queue filled and the log had to be read instead
+        # None, or the oldest seq the log still held when this subscription found events
+        # after its cursor pruned: the ones it wanted with seq below this are gone.
+        self.pruned_before: int | None = None
         self._scanned = start  # every event up to here is queued, yielded or not wanted
         self._behind = behind
         self._items: collections.deque[Event] = collections.deque()
@@ -176,6 +194,16 @@ class InProcessSubscription:
             self._ready.clear()
             await self._ready.wait()
 
+    def take_ready(self, limit: int) -> list[Event]:
+        """Up to `limit` events already waiting, without waiting for more: a stream that
+        sends several events per frame takes them with the one it awaited."""
+        taken: list[Event] = []
+        while self._items and len(taken) < limit:
+            taken.append(self._items.popleft())
+        if taken:
+            self.cursor = taken[-1].seq
+        return taken
+
     async def next(self, timeout: float) -> Event | None:
         """The next event, or None if none came within `timeout` seconds."""
         step = asyncio.ensure_future(self.__anext__())
@@ -198,37 +226,51 @@ class InProcessSubscription:
     def behind(self) -> bool:
         return self._behind
 
-    def _offer(self, events: Sequence[Event]) -> None:
-        """Called by the dispatcher, in seq order, on the event loop."""
+    def _offer(self, wanted: Sequence[Event], last: int) -> None:
+        """Called by the dispatcher, on the event loop: the events up to seq `last` that
+        match this subscription's filter, in seq order."""
         if self._behind or self._closed:
             return
-        everything = self.filter.everything
         added = False
-        for event in events:
+        for event in wanted:
             if event.seq <= self._scanned:
                 continue
-            if everything or self.filter.matches(event.envelope):
-                if len(self._items) >= self.transport.queue_size:
-                    self._behind = True  # resume from the cursor: read the log instead
-                    self.overflows += 1
-                    counters.count("bus.subscriber_overflow")
-                    break
-                self._items.append(event)
-                added = True
+            if len(self._items) >= self.transport.queue_size:
+                self._behind = True  # resume from the cursor: read the log instead
+                self.overflows += 1
+                counters.count("bus.subscriber_overflow")
+                break
+            self._items.append(event)
+            added = True
             self._scanned = event.seq
+        if not self._behind:
+            self._scanned = max(self._scanned, last)
         if added or self._behind:
             self._ready.set()
+
+    def _pruned(self, oldest: int) -> None:
+        """Events after what this subscription accounted for, below `oldest`, are gone."""
+        if self._scanned + 1 >= oldest or (self.pruned_before or 0) >= oldest:
+            return
+        self.pruned_before = oldest
+        counters.count("bus.cursor_pruned")
+
+    def _read_page(self, after: int, until: int) -> tuple[list[Event], int | None]:
+        """A page of the log after `after`, and the oldest seq kept unless the page starts
+        right after `after` (then nothing was skipped). Read second, so a prune racing the
+        read is seen: at worst a loss is announced that the read escaped."""
+        log = self.transport.log
+        events = log.read(after, event_filter=self.filter, until=until, limit=self.transport.page)
+        if events and events[0].seq == after + 1:
+            return events, None
+        return events, log.oldest()
 
     async def _catch_up(self) -> None:
         target = self.transport.head
         page = self.transport.page
-        events = await asyncio.to_thread(
-            self.transport.log.read,
-            self._scanned,
-            event_filter=self.filter,
-            until=target,
-            limit=page,
-        )
+        events, oldest = await asyncio.to_thread(self._read_page, self._scanned, target)
+        if oldest is not None:
+            self._pruned(oldest)
         self._items.extend(events)
         self._scanned = events[-1].seq if len(events) == page else max(self._scanned, target)
         if self._scanned >= self.transport.head:

@@ -39,14 +39,26 @@ class EventLog(Protocol):
         """The highest seq stored (0 for an empty log)."""
         ...
 
+    def oldest(self) -> int:
+        """The lowest seq kept (older ones were pruned); for an empty log, the next seq.
+        A cursor `c` with c + 1 < oldest() missed the events from c + 1 up to it."""
+        ...
+
 
 class Subscription(Protocol):
     """An async iterator of events; `cursor` is the seq of the last one it yielded."""
 
     cursor: int
+    # The oldest seq the log still held when this subscription found events after its
+    # cursor pruned (None: nothing missed): the ones it wanted below it are gone.
+    pruned_before: int | None
 
     def __aiter__(self) -> AsyncIterator[Event]: ...
     async def __anext__(self) -> Event: ...
+    def take_ready(self, limit: int) -> list[Event]:
+        """Up to `limit` events that are already waiting (none: an empty list)."""
+        ...
+
     async def close(self) -> None: ...
 
 

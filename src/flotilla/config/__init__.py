@@ -12,6 +12,7 @@ from flotilla.config.loader import LoadedConfig, load_config, validate_config
 from flotilla.config.render import render_config
 from flotilla.config.schema import (
     AgentConfig,
+    BusConfig,
     Config,
     LimitsConfig,
     PriceConfig,
@@ -22,6 +23,7 @@ from flotilla.config.schema import (
 
 __all__ = [
     "AgentConfig",
+    "BusConfig",
     "Config",
     "ConfigError",
     "LimitsConfig",

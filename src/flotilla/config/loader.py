@@ -21,8 +21,13 @@ from flotilla.config.schema import Config
 from flotilla.config.sources import Layer, LayerKind, env_layer, flatten, read_file
 from flotilla.executors.pricing import Price, parse_prices
 
-# A repository must not widen its own permissions: these keys are refused in project files.
-USER_ONLY_KEYS: tuple[KeyPath, ...] = (("project", "allowed_repositories"),)
+# Refused in project files: a repository must not widen its own permissions, and the
+# daemon's own settings (one event log for every project) are not a repository's to make.
+USER_ONLY_KEYS: tuple[KeyPath, ...] = (
+    ("project", "allowed_repositories"),
+    ("bus", "keep_days"),
+    ("bus", "keep_events"),
+)
 
 
 @dataclass(frozen=True)

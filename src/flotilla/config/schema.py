@@ -181,6 +181,31 @@ class McpConfig(_Section):
     give_agents: bool = False  # every agent kind that can take one (per kind: [agents.X] mcp)
 
 
+MIN_KEEP_EVENTS = 1000
+
+
+class BusConfig(_Section):
+    """`[bus]`: how long the daemon keeps the bus's event log (0 turns a limit off).
+
+    One log serves every project, so the daemon reads this from the user file and the
+    environment only (a project file may not set it). Events older than `keep_days`, or
+    beyond the newest `keep_events`, are deleted (flotilla.store.bus_retention)."""
+
+    keep_days: Count = 7
+    keep_events: Count = 1_000_000
+
+    @field_validator("keep_events")
+    @classmethod
+    def _room_for_live_readers(cls, value: int) -> int:
+        # Live subscribers read pages of hundreds just behind the head: a tiny log would
+        # lose events before they were fanned out.
+        if 0 < value < MIN_KEEP_EVENTS:
+            raise _problem(
+                "must be 0 (no limit) or at least {m}, got {v}", m=MIN_KEEP_EVENTS, v=value
+            )
+        return value
+
+
 class Config(_Section):
     """The whole configuration. Built by `flotilla.config.load_config`."""
 
@@ -191,6 +216,7 @@ class Config(_Section):
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     store: StoreConfig = Field(default_factory=StoreConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
 
     def agent(self, kind: str) -> AgentConfig:
         """The `[agents.<kind>]` table, or its defaults when the file has none."""

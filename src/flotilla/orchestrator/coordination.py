@@ -14,6 +14,7 @@ nothing is half made.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -22,9 +23,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from flotilla import counters
+from flotilla.bus.hooks import payload_envelope
+from flotilla.bus.transport import Transport
 from flotilla.domain.coordination import (
     DEFAULT_READ_LIMIT,
+    Post,
     check_name,
     check_post,
     new_member,
@@ -35,7 +41,8 @@ from flotilla.domain.roles import Role, parse_role
 from flotilla.domain.worker import Worker
 from flotilla.orchestrator.creation import CreateRequest
 from flotilla.orchestrator.service import FleetService
-from flotilla.store.coordination_sql import CoordinationStore, coordination_store
+from flotilla.store.bus_sql import append_many_in
+from flotilla.store.coordination_sql import CoordinationStore, PostDraft, coordination_store
 from flotilla.workspace.repo import find_project
 
 log = logging.getLogger(__name__)
@@ -69,11 +76,15 @@ class Coordination:
         *,
         clock: Callable[[], float] = time.time,
         on_event: OnEvent | None = None,
+        bus: Transport | None = None,
     ) -> None:
+        """`bus`: where posts' events go in the posts' own transactions (`post_soon`)."""
         self.service = service
         self.store: CoordinationStore = coordination_store(service.store)
         self.clock = clock
         self.on_event = on_event
+        self.bus = bus
+        self._writes = self.store.group_commit()
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
         if self.on_event is None:
@@ -210,6 +221,26 @@ class Coordination:
         stored = self.store.post(check_name("swarm", swarm), author, topic, body, self.clock())
         self._emit("blackboard.posted", stored.to_dict())
         return stored.to_dict()
+
+    async def post_soon(self, swarm: str, author: str, topic: str, body: str) -> dict[str, Any]:
+        """`post` from the event loop. With a bus, the post and its `blackboard.posted`
+        event are written in one transaction, shared with the other posts waiting at that
+        moment (store/group_commit.py), and the bus is only woken."""
+        author, topic, body = check_post(author, topic, body)
+        swarm = check_name("swarm", swarm)
+        bus = self.bus
+        if bus is None:
+            return await asyncio.to_thread(self.post, swarm, author, topic, body)
+        draft = PostDraft(swarm, author, topic, body, self.clock())
+        posted: Post = await self._writes.add(self._post_many, draft)
+        bus.notify()
+        return posted.to_dict()
+
+    def _post_many(self, conn: Connection, drafts: list[PostDraft]) -> list[Post]:
+        """A group commit's posts and their `blackboard.posted` events, all at once."""
+        posts = self.store.post_many_in(conn, drafts)
+        append_many_in(conn, [payload_envelope("blackboard.posted", p.to_dict()) for p in posts])
+        return posts
 
     def read(
         self,

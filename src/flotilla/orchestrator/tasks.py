@@ -44,7 +44,7 @@ from flotilla.domain.tasks import (
     to_task_state,
 )
 from flotilla.store.base import Store
-from flotilla.store.task_sql import task_store
+from flotilla.store.task_sql import ClaimWant, task_store
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class TaskService:
         default_lease_s: float = DEFAULT_LEASE_S,
         clock: Callable[[], float] = time.time,
         on_change: OnChange | None = None,
-        event_in_tx: Callable[[Any, Task, EventKind], object] | None = None,
+        event_in_tx: Callable[[Any, list[Task], EventKind], object] | None = None,
     ) -> None:
         self._store = task_store(store)
         self._store.event_in_tx = event_in_tx  # a claim's event, stored with the claim
@@ -172,14 +172,13 @@ class TaskService:
         """Atomically claim the best claimable task (highest priority, then oldest) whose
         dependencies are done and whose capability needs `agent_kind` and `labels` meet;
         None when there is none. No task is ever claimed by two claimers."""
-        wanted = self._wanted(claimer, agent_kind, labels, team, lease_s)
-        now = self._clock()
+        want = self._want(claimer, agent_kind, labels, team, lease_s)
         for _ in range(2):  # the second round runs only if expired leases freed some tasks
-            task = self._store.claim(now=now, **wanted)
+            task = self._store.claim(want)
             if task is not None:
                 self._notify(task, EventKind.CLAIMED)
                 return task
-            if not self.expire_leases(now):
+            if not self.expire_leases(want.now):
                 return None
         return None
 
@@ -194,29 +193,34 @@ class TaskService:
     ) -> Task | None:
         """`claim` from the event loop, committed with the claims of other callers waiting
         at the same moment (store/group_commit.py): one transaction for many claims."""
-        wanted = self._wanted(claimer, agent_kind, labels, team, lease_s)
-        now = self._clock()
-        task = await self._writes.run(lambda conn: self._store.claim_in(conn, now=now, **wanted))
+        want = self._want(claimer, agent_kind, labels, team, lease_s)
+        task: Task | None = await self._writes.add(self._store.claim_many_in, want)
         if task is None:  # nothing claimable: sweep expired leases and look once more
-            return await asyncio.to_thread(lambda: self.claim(**wanted))
+            again = want._replace(now=self._clock())
+            if not await asyncio.to_thread(self.expire_leases, again.now):
+                return None
+            task = await asyncio.to_thread(self._store.claim, again)
+            if task is None:
+                return None
         self._notify(task, EventKind.CLAIMED)
         return task
 
-    def _wanted(
+    def _want(
         self,
         claimer: str,
         agent_kind: str | None,
         labels: Iterable[str],
         team: str | None,
         lease_s: float | None,
-    ) -> dict[str, Any]:
-        return {
-            "claimer": check_name(claimer, "claimer name"),
-            "lease_s": self._lease(lease_s),
-            "team": team,
-            "agent_kind": None if agent_kind is None else check_name(agent_kind, "agent kind"),
-            "labels": normalize_labels(labels, "capability label"),
-        }
+    ) -> ClaimWant:
+        return ClaimWant(
+            claimer=check_name(claimer, "claimer name"),
+            now=self._clock(),
+            lease_s=self._lease(lease_s),
+            team=team,
+            agent_kind=None if agent_kind is None else check_name(agent_kind, "agent kind"),
+            labels=tuple(normalize_labels(labels, "capability label")),
+        )
 
     def assign(
         self,

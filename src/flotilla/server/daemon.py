@@ -155,7 +155,8 @@ async def serve(
         store, home, max_concurrent=service.max_concurrent, tmux_socket=tmux_socket, access=access
     )
     workflows = WorkflowRunner(engine_for(service))  # workflows advance as workers end
-    side = await CoordinationSide.start(service)  # bus, messages, teams, checkpoints
+    # bus, messages, teams, checkpoints; the log's retention from the user's [bus]
+    side = await CoordinationSide.start(service, retention=load_config(None).config.bus)
     metrics = Metrics(store, bus=side.bus)  # served at /metrics
     supervisor.on_worker_end = chain(
         workflows.worker_ended, side.worker_ended, metrics.worker_ended
@@ -231,6 +232,9 @@ def running_info() -> dict[str, Any]:
     return info
 
 
+SWITCH_INTERVAL_S = 0.0005
+
+
 def run_locked(
     lock: TextIO, authority: Authority, tcp: socket.socket | None = None, url: str | None = None
 ) -> int:
@@ -238,6 +242,10 @@ def run_locked(
     pid_file = daemon_file("pid")
     pid_file.write_text(json.dumps({"pid": os.getpid(), "started_at": time.time(), "url": url}))
     tmux_socket = os.environ.get("FLOTILLA_TMUX_SOCKET", "flotilla")
+    # A store thread that finished its statement waits for the GIL until the event loop
+    # lets go of it, by default up to 5 ms each time: for a batch of writes, one such
+    # wait per statement. 0.5 ms keeps those hand-offs short.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         # uvloop: socket writes, timers and thread wake-ups in C.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -115,9 +115,15 @@ class FleetCollector(Collector):
         errors = CounterMetricFamily(
             "flotilla_errors", "Caught error paths, by counter name", labels=["name"]
         )
-        for name, value in snapshot().items():
+        counted = snapshot()
+        for name, value in counted.items():
             errors.add_metric([name], value)
         yield errors
+        yield CounterMetricFamily(
+            "flotilla_events_pruned",
+            "Events the bus's retention deleted from the event log ([bus] keep_days/keep_events)",
+            value=counted.get("bus.events_pruned", 0),
+        )
         info = GaugeMetricFamily("flotilla_info", "The running version", labels=["version"])
         info.add_metric([flotilla.__version__], 1)
         yield info

@@ -250,7 +250,7 @@ def coordination_router(
     ) -> dict[str, Any]:
         """Append a post; its `id` is the cursor that follows it."""
         author = _acting_as(who, body.author)
-        return dict(await run_blocking(teams.post, swarm, author, body.topic, body.body))
+        return await teams.post_soon(swarm, author, body.topic, body.body)
 
     @router.get("/swarms/{swarm}/posts", dependencies=[Depends(require(P.READ))])
     async def read(

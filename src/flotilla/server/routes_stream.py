@@ -21,11 +21,16 @@ interleave; each is in order within its own cursor.
 Protocol (WebSocket, JSON text frames; a frame with "kind" is an event):
   event       {"seq", "id", "kind", "sender", "recipient", "subject", "team", "payload",
                "created_at"}                                   (seq is null for worker.log)
+  events      {"events": [event, ...]}   with batch=1: the events of the log for this
+               client, at most one frame per 20 ms (up to 500 events each), so a busy stream
+               costs a frame per batch, not per event (transcript lines stay frames alone)
   subscribed  {"subscribed": {"kinds", "subjects", "teams"}, "cursor": N}  (first frame,
                and after each change)
+  pruned      {"pruned": {"before": N}, "cursor": C}  the log no longer holds the events
+               after the client's cursor up to N (see store/bus_retention.py): they are lost
   ping        {"ping": unix_time, "cursor": N}   when nothing else was sent for heartbeat_s
   error       {"error": "...", "code": 44xx} then the close; {"error": "..."} otherwise
-The client may send {"subscribe": {"kind", "subject", "team", "since", "log_offset"}}
+The client may send {"subscribe": {"kind", "subject", "team", "since", "log_offset", "batch"}}
 to change its filters (from its cursor unless `since` is given), and {"ping": x}
 (answered {"pong": x}). Refusals close the socket with 4000 + the HTTP status: 4401
 (no or bad token), 4403 (role may not read, or a page of another origin), 4400 (bad
@@ -61,6 +66,7 @@ from flotilla.server.auth import LOCAL, AuthError, Principal, Require, is_local
 from flotilla.server.stream_frames import (
     FrameCache,
     Params,
+    batch_text,
     cursor,
     dumps,
     log_frame,
@@ -73,6 +79,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 15.0
 LOG_POLL_S = 0.25
 MAX_CLIENT_FRAME = 64 * 1024
+MAX_BATCH = 500  # events per frame at most, with batch=1
+BATCH_EVERY_S = 0.02  # with batch=1: frames at most this often (events wait up to that)
 _REASON_BYTES = 120  # a close reason is at most 123 bytes of UTF-8
 
 WorkerLookup = Callable[[str], Worker]
@@ -165,6 +173,7 @@ class WsConnection:
         self.offsets: dict[str, int] = {}  # worker id -> transcript bytes sent
         self.last_sent = time.monotonic()
         self.sub: Subscription | None = None
+        self.pruned_announced: int | None = None
         self.tasks: set[asyncio.Task[None]] = set()  # pump and tails: replaced on a change
 
     async def run(self, params: Params) -> None:
@@ -217,7 +226,8 @@ class WsConnection:
             since = self.cursor  # a filter change goes on from where the client is
         self.sub = self.bus.subscribe(params.event_filter, since=since)
         self.cursor = self.sub.cursor
-        self.tasks.add(asyncio.create_task(self._guard(self._pump(self.sub), "stream.ws_failed")))
+        pump = self._pump(self.sub, params.batch)
+        self.tasks.add(asyncio.create_task(self._guard(pump, "stream.ws_failed")))
         hello = {"subscribed": params.event_filter.to_dict(), "cursor": self.cursor}
         await self._send_locked(dumps(hello))
         if params.wants_logs:
@@ -248,12 +258,26 @@ class WsConnection:
             count("stream.log_subject_not_a_worker")
             return None
 
-    async def _pump(self, sub: Subscription) -> None:
+    async def _pump(self, sub: Subscription, batch: bool) -> None:
         async for event in sub:
+            if batch:  # at most a frame per BATCH_EVERY_S: what came meanwhile goes along
+                lull = self.last_sent + BATCH_EVERY_S - time.monotonic()
+                if lull > 0:
+                    await asyncio.sleep(lull)
+            events = [event, *sub.take_ready(MAX_BATCH - 1)] if batch else [event]
             async with self.lock:
-                await self._send_locked(self.frames.text(event))
-                self.cursor = event.seq
+                await self._announce_pruned(sub)
+                text = batch_text(self.frames, events) if batch else self.frames.text(event)
+                await self._send_locked(text)
+                self.cursor = events[-1].seq
         await _close(self.ws, 1012, "the event bus stopped: reconnect with since=cursor")
+
+    async def _announce_pruned(self, sub: Subscription) -> None:
+        """Say so once when the log had pruned events this client had not seen yet."""
+        before = sub.pruned_before
+        if before is not None and before != self.pruned_announced:
+            self.pruned_announced = before
+            await self._send_locked(dumps({"pruned": {"before": before}, "cursor": self.cursor}))
 
     async def _tail(self, worker: Worker) -> None:
         path = Path(worker.run_dir) / TRANSCRIPT_FILE
@@ -270,7 +294,11 @@ class WsConnection:
         while True:  # until the connection ends
             idle = time.monotonic() - self.last_sent
             if idle >= self.heartbeat_s:
-                await self.send({"ping": round(time.time(), 3), "cursor": self.cursor})
+                async with self.lock:
+                    if self.sub is not None:  # a filter may let no event after a gap through
+                        await self._announce_pruned(self.sub)
+                    ping = {"ping": round(time.time(), 3), "cursor": self.cursor}
+                    await self._send_locked(dumps(ping))
                 idle = 0.0
             await asyncio.sleep(self.heartbeat_s - idle)
 
@@ -404,6 +432,7 @@ async def _sse(
     events = sub.__aiter__()
     stopping = asyncio.ensure_future(clients.stopping.wait())
     step: asyncio.Future[Event] | None = None
+    announced: int | None = None
     first = asyncio.FIRST_COMPLETED
     try:
         yield f"retry: 2000\n: cursor {sub.cursor}\n\n"
@@ -418,6 +447,9 @@ async def _sse(
             if stopping.done() or step.exception() is not None:
                 return  # the daemon or its bus stops (StopAsyncIteration): clients reconnect
             event = step.result()
+            if sub.pruned_before is not None and sub.pruned_before != announced:
+                announced = sub.pruned_before  # events after the cursor were pruned: lost
+                yield f"data: {dumps({'pruned': {'before': announced}})}\n\n"
             yield f"id: {event.seq}\ndata: {frames.text(event)}\n\n"
     finally:
         for waiting in (step, stopping):

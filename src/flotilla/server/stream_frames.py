@@ -57,6 +57,11 @@ class FrameCache:
         return found
 
 
+def batch_text(frames: FrameCache, events: list[Event]) -> str:
+    """One frame of several events, `{"events": [...]}`, from their cached texts."""
+    return '{"events":[' + ",".join(frames.text(event) for event in events) + "]}"
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -117,6 +122,7 @@ class Params:
     since: int | None = None
     log_offsets: dict[str, int] = field(default_factory=dict)  # per worker id
     log_offset_all: int | None = None  # for every worker not in log_offsets
+    batch: bool = False  # frames of several events: {"events": [...]}
 
     @property
     def wants_logs(self) -> bool:
@@ -131,6 +137,7 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
             raise UsageError(f"'{name}' is a comma-separated text or a list")
     params = Params(EventFilter.of(texts["kind"], texts["subject"], texts["team"]))
     params.since = cursor(raw.get("since"), "since")
+    params.batch = flag(raw.get("batch"), "batch")
     offsets = raw.get("log_offset")
     if isinstance(offsets, str) and ":" in offsets:
         for item in offsets.split(","):
@@ -141,6 +148,14 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
     if params.wants_logs and not params.event_filter.subjects:
         raise UsageError(f"name the worker(s) whose lines you want: kind={LOG_KIND}&subject=ID")
     return params
+
+
+def flag(value: Any, name: str) -> bool:
+    if value is None or value is False or value in ("", "0", "false"):
+        return False
+    if value is True or value in ("1", "true"):
+        return True
+    raise UsageError(f"'{name}' is 1 or 0 (true or false), not {value!r}")
 
 
 def cursor(value: Any, name: str) -> int | None:

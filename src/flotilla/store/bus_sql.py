@@ -23,6 +23,7 @@ from flotilla.bus.filters import EventFilter
 from flotilla.bus.message import Message, MessageKind, MessageState, check_move
 from flotilla.domain.errors import IllegalTransition, NotFound, OperationFailed
 from flotilla.store.base import Store
+from flotilla.store.bus_retention import oldest_seq
 from flotilla.store.bus_schema import EVENT_SEQ, events, messages
 from flotilla.store.codec import dump_json
 from flotilla.store.schema import prompts, sequences
@@ -60,7 +61,7 @@ class BusStore:
     def append(self, envelope: Envelope) -> Event:
         try:
             with self._tx(write=True) as conn:  # a republished id: the unique index says so
-                return _insert_event(conn, envelope)
+                return append_in(conn, envelope)
         except IntegrityError as exc:  # the same id appended concurrently: that one stands
             with self._tx() as conn:
                 found = _event_by_id(conn, envelope.id)
@@ -87,6 +88,10 @@ class BusStore:
     def head(self) -> int:
         with self._tx() as conn:
             return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(_ev.seq), 0))).scalar())
+
+    def oldest(self) -> int:
+        """The lowest seq kept (see flotilla.store.bus_retention)."""
+        return oldest_seq(self._sql)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -227,10 +232,10 @@ class BusStore:
 
 # Built once and run with parameters: building the statements per call (and their cache
 # keys) cost ~3x what running them does (BENCHMARKS.md, "Service").
-_NEXT_SEQ = (
+_NEXT_SEQS = (
     sa.update(sequences)
     .where(sequences.c.name == EVENT_SEQ)
-    .values(value=sequences.c.value + 1)
+    .values(value=sequences.c.value + sa.bindparam("count"))
     .returning(sequences.c.value)
 )
 _INSERT_EVENT = events.insert()
@@ -238,28 +243,35 @@ _INSERT_EVENT = events.insert()
 
 def append_in(conn: Connection, envelope: Envelope) -> Event:
     """Append `envelope` to the event log inside the caller's write transaction."""
-    return _insert_event(conn, envelope)
+    return append_many_in(conn, [envelope])[0]
 
 
-def _insert_event(conn: Connection, envelope: Envelope) -> Event:
+def append_many_in(conn: Connection, envelopes: Sequence[Envelope]) -> list[Event]:
+    """Append the envelopes, in order, inside the caller's write transaction: one bump of
+    the sequence and one (multi-row) insert however many there are."""
+    if not envelopes:
+        return []
     # The row lock taken here is held to commit: events commit in the order of their seq.
-    seq = int(conn.execute(_NEXT_SEQ).scalar_one())
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "seq": seq,
-            "id": envelope.id,
-            "kind": envelope.kind,
-            "sender": envelope.sender,
-            "recipient": envelope.recipient,
-            "subject": envelope.subject,
-            "team": envelope.team,
-            "payload": dump_json(dict(envelope.payload)),
-            "created_at": envelope.created_at,
-            "signature": envelope.signature,
-        },
-    )
-    return Event(seq, envelope)
+    last = int(conn.execute(_NEXT_SEQS, {"count": len(envelopes)}).scalar_one())
+    first = last - len(envelopes) + 1
+    rows = [_event_row(seq, envelope) for seq, envelope in enumerate(envelopes, first)]
+    conn.execute(_INSERT_EVENT, rows)
+    return [Event(seq, envelope) for seq, envelope in enumerate(envelopes, first)]
+
+
+def _event_row(seq: int, envelope: Envelope) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "id": envelope.id,
+        "kind": envelope.kind,
+        "sender": envelope.sender,
+        "recipient": envelope.recipient,
+        "subject": envelope.subject,
+        "team": envelope.team,
+        "payload": dump_json(dict(envelope.payload)),
+        "created_at": envelope.created_at,
+        "signature": envelope.signature,
+    }
 
 
 def _event_by_id(conn: Connection, event_id: str) -> Event | None:

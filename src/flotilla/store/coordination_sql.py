@@ -11,9 +11,10 @@ reported like the plain duplicate it is.
 
 from __future__ import annotations
 
+import collections
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -41,6 +42,7 @@ from flotilla.store.coordination_schema import (
     team_members,
     teams,
 )
+from flotilla.store.group_commit import GroupCommit
 from flotilla.store.sql import SqlStore
 
 _tm = team_members.c
@@ -48,6 +50,25 @@ _sw = swarms.c
 _sm = swarm_members.c
 _bp = blackboard_posts.c
 _cp = checkpoints.c
+
+# A post's two statements, built once (building them cost as much as running them).
+_BUMP_POSTS = (
+    sa.update(swarms)
+    .where(_sw.name == sa.bindparam("swarm_name"))
+    .values(post_count=_sw.post_count + sa.bindparam("count"))
+    .returning(_sw.id)
+)
+_INSERT_POSTS = sa.insert(blackboard_posts).returning(_bp.id, sort_by_parameter_order=True)
+
+
+class PostDraft(NamedTuple):
+    """A post to write: its id comes from the store."""
+
+    swarm: str
+    author: str
+    topic: str
+    body: str
+    at: float
 
 
 def coordination_store(store: Store) -> CoordinationStore:
@@ -196,20 +217,36 @@ class CoordinationStore:
         post's id (drawn after) is larger than every id of the swarm committed before it,
         and no later post of the swarm commits before this one is done."""
         with self._tx(write=True) as conn:
-            bumped = conn.execute(
-                sa.update(swarms)
-                .where(_sw.name == swarm_name)
-                .values(post_count=_sw.post_count + 1)
-                .returning(_sw.id)
-            ).first()
+            return self.post_many_in(conn, [PostDraft(swarm_name, author, topic, body, now)])[0]
+
+    def post_many_in(self, conn: Connection, drafts: Sequence[PostDraft]) -> list[Post]:
+        """`post` for each draft, in order, inside the caller's write transaction (a group
+        commit's): a bump per swarm and one multi-row insert, however many posts."""
+        swarm_ids: dict[str, str] = {}
+        for name, count in collections.Counter(d.swarm for d in drafts).items():
+            bumped = conn.execute(_BUMP_POSTS, {"swarm_name": name, "count": count}).first()
             if bumped is None:
-                raise _no_swarm(swarm_name)
-            inserted = conn.execute(
-                sa.insert(blackboard_posts)
-                .values(swarm_id=bumped.id, author=author, topic=topic, body=body, created_at=now)
-                .returning(_bp.id)
-            ).scalar_one()
-            return Post(int(inserted), swarm_name, author, topic, body, now)
+                raise _no_swarm(name)
+            swarm_ids[name] = str(bumped.id)
+        rows = [
+            {
+                "swarm_id": swarm_ids[d.swarm],
+                "author": d.author,
+                "topic": d.topic,
+                "body": d.body,
+                "created_at": d.at,
+            }
+            for d in drafts
+        ]
+        ids = conn.execute(_INSERT_POSTS, rows).scalars().all()
+        return [
+            Post(int(i), d.swarm, d.author, d.topic, d.body, d.at)
+            for i, d in zip(ids, drafts, strict=True)
+        ]
+
+    def group_commit(self) -> GroupCommit:
+        """Batches of writes (`post_in`, ...) of concurrent callers, one transaction each."""
+        return GroupCommit(lambda: self._tx(write=True))
 
     def read(
         self, swarm_name: str, since: int = 0, limit: int = 100, topic: str | None = None

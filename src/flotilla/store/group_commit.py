@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -28,33 +28,45 @@ from flotilla import counters
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Write = Callable[[Connection], Any]
+Item = TypeVar("Item")
+Many = Callable[[Connection, list[Any]], list[Any]]  # items -> one result per item, in order
 Transaction = Callable[[], contextlib.AbstractContextManager[Connection]]
 
 MAX_BATCH = 128  # writes per transaction at most
 
 
-class _Outcome(Generic[T]):
+class _Outcome:
     __slots__ = ("error", "value")
 
-    def __init__(self, value: T | None = None, error: BaseException | None = None) -> None:
+    def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value = value
         self.error = error
 
 
+def _each(conn: Connection, writes: list[Callable[[Connection], Any]]) -> list[Any]:
+    return [write(conn) for write in writes]
+
+
 class GroupCommit:
-    """`await group.run(write)`: `write(conn)` committed with the writes waiting beside it."""
+    """`await group.run(write)`: `write(conn)` committed with the writes waiting beside it.
+    `await group.add(many, item)`: the items added with the same `many` in one batch go
+    to one call `many(conn, items)`, which writes them all at once (multi-row statements)
+    and returns one result per item."""
 
     def __init__(self, transaction: Transaction, *, max_batch: int = MAX_BATCH) -> None:
         self._transaction = transaction
         self._max_batch = max_batch
-        self._waiting: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._waiting: list[tuple[Many, Any, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed (for tests and benchmarks)
 
     async def run(self, write: Callable[[Connection], T]) -> T:
+        result: T = await self.add(_each, write)
+        return result
+
+    async def add(self, many: Callable[[Connection, list[Item]], list[T]], item: Item) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((write, future))
+        self._waiting.append((many, item, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="group-commit")
         return await future
@@ -64,14 +76,14 @@ class GroupCommit:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: len(batch)]
             try:
-                outcomes = await asyncio.to_thread(self._commit, [w for w, _ in batch])
+                outcomes = await asyncio.to_thread(self._commit, [(m, i) for m, i, _ in batch])
             except BaseException as exc:  # cancelled (the loop is closing): tell every caller
                 counters.count("store.group_commit_aborted")
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 raise
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue  # its caller went away (a client disconnected)
                 if outcome.error is not None:
@@ -79,23 +91,30 @@ class GroupCommit:
                 else:
                     future.set_result(outcome.value)
 
-    def _commit(self, writes: list[Write]) -> list[_Outcome[Any]]:
+    def _commit(self, batch: list[tuple[Many, Any]]) -> list[_Outcome]:
         """In a store thread: the batch in one transaction, or each alone if one fails."""
-        if len(writes) > 1:
+        if len(batch) > 1:
+            groups: dict[Many, list[int]] = {}
+            for index, (many, _) in enumerate(batch):
+                groups.setdefault(many, []).append(index)
+            outcomes: list[_Outcome] = [_Outcome()] * len(batch)
             try:
                 with self._transaction() as conn:
-                    values = [write(conn) for write in writes]
+                    for many, indexes in groups.items():
+                        values = many(conn, [batch[i][1] for i in indexes])
+                        for i, value in zip(indexes, values, strict=True):
+                            outcomes[i] = _Outcome(value)
                 self.batches += 1
-                return [_Outcome(value) for value in values]
+                return outcomes
             except Exception:
                 counters.count("store.group_commit_split")  # rolled back: each on its own
                 log.debug("a batched write failed; running the batch one by one", exc_info=True)
-        return [self._alone(write) for write in writes]
+        return [self._alone(many, item) for many, item in batch]
 
-    def _alone(self, write: Write) -> _Outcome[Any]:
+    def _alone(self, many: Many, item: Any) -> _Outcome:
         try:
             with self._transaction() as conn:
-                value = write(conn)
+                (value,) = many(conn, [item])
             self.batches += 1
             return _Outcome(value)
         except Exception as exc:  # noqa: BLE001 - raised in its caller, by the future

@@ -17,7 +17,7 @@ row's version, appending a history entry in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -71,6 +71,17 @@ class TaskStale(IllegalTransition):
     """The task changed since the caller read it (its version differs): read it again."""
 
 
+class ClaimWant(NamedTuple):
+    """Who claims, when, for how long, and what the task must fit (team, kind, labels)."""
+
+    claimer: str
+    now: float
+    lease_s: float
+    team: str | None = None
+    agent_kind: str | None = None
+    labels: tuple[str, ...] = ()
+
+
 def task_store(store: Store) -> TaskStore:
     """The task tables of `store` (which must be the SQL store)."""
     if not isinstance(store, SqlStore):
@@ -90,13 +101,14 @@ class TaskStore:
         self._pg = store.engine.dialect.name != "sqlite"
         # Set by the daemon: store a claim's bus event in the claim's own transaction (one
         # commit, one turn of the write lock instead of two); None: the caller publishes.
-        self.event_in_tx: Callable[[Connection, Task, EventKind], object] | None = None
+        # Stores the events of moves in the moves' own transaction (the daemon's bus).
+        self.event_in_tx: Callable[[Connection, list[Task], EventKind], object] | None = None
 
     def _tx(self, *, write: bool = False) -> Any:
         return self._sql._tx(write=write)
 
     def group_commit(self) -> GroupCommit:
-        """Batches of writes (`claim_in`, ...) of concurrent callers, one transaction each."""
+        """Batches of writes (`claim_many_in`, ...) of concurrent callers, one transaction each."""
         return GroupCommit(lambda: self._tx(write=True))
 
     # -- reading ---------------------------------------------------------------------------
@@ -209,50 +221,31 @@ class TaskStore:
 
     # -- claims and leases ---------------------------------------------------------------------
 
-    def claim(
-        self,
-        claimer: str,
-        *,
-        now: float,
-        lease_s: float,
-        team: str | None = None,
-        agent_kind: str | None = None,
-        labels: Sequence[str] = (),
-    ) -> Task | None:
-        """Claim the first claimable task in pick order for `claimer`, or None."""
+    def claim(self, want: ClaimWant) -> Task | None:
+        """Claim the first claimable task in pick order for `want.claimer`, or None."""
         with self._tx(write=True) as conn:
-            return self.claim_in(
-                conn,
-                claimer,
-                now=now,
-                lease_s=lease_s,
-                team=team,
-                agent_kind=agent_kind,
-                labels=labels,
-            )
+            return self.claim_many_in(conn, [want])[0]
 
-    def claim_in(
-        self,
-        conn: Connection,
-        claimer: str,
-        *,
-        now: float,
-        lease_s: float,
-        team: str | None = None,
-        agent_kind: str | None = None,
-        labels: Sequence[str] = (),
-    ) -> Task | None:
-        """`claim` inside the caller's write transaction (a group commit's)."""
+    def claim_many_in(self, conn: Connection, wants: Sequence[ClaimWant]) -> list[Task | None]:
+        """Each claim in turn (each sees the ones before it) inside the caller's write
+        transaction (a group commit's), then their events at once (`event_in_tx`)."""
+        got = [self._claim_in(conn, want) for want in wants]
+        claimed = [task for task in got if task is not None]
+        if claimed and self.event_in_tx is not None:
+            self.event_in_tx(conn, claimed, EventKind.CLAIMED)
+        return got
+
+    def _claim_in(self, conn: Connection, want: ClaimWant) -> Task | None:
         statement = claim_statement(
-            self._pg, team is not None, agent_kind is not None, bool(labels)
+            self._pg, want.team is not None, want.agent_kind is not None, bool(want.labels)
         )
-        message = f"claimed by {claimer} (lease {lease_s:g} s)"
-        detail = {"lease_s": lease_s}
+        message = f"claimed by {want.claimer} (lease {want.lease_s:g} s)"
+        detail = {"lease_s": want.lease_s}
         params = {
-            **claim_params(claimer, now, lease_s),
-            "want_team": team,
-            "want_kind": agent_kind,
-            "want_labels": list(labels),
+            **claim_params(want.claimer, want.now, want.lease_s),
+            "want_team": want.team,
+            "want_kind": want.agent_kind,
+            "want_labels": list(want.labels),
             "event_message": message,
             "event_detail": dump_json(detail),
         }
@@ -260,11 +253,8 @@ class TaskStore:
         if row is None:
             return None
         if not self._pg:  # on PostgreSQL the statement wrote the history entry too
-            add_event(conn, row.id, now, EventKind.CLAIMED, claimer, message, detail)
-        task = decode_task(row._mapping)
-        if self.event_in_tx is not None:
-            self.event_in_tx(conn, task, EventKind.CLAIMED)
-        return task
+            add_event(conn, row.id, want.now, EventKind.CLAIMED, want.claimer, message, detail)
+        return decode_task(row._mapping)
 
     def assign(
         self,
