@@ -82,7 +82,9 @@ def mcp_service(tmp_path: Path, env: dict[str, str]) -> Iterator[Service]:
         side = await CoordinationSide.start(service)
         supervisor.on_worker_end = side.worker_ended
         authority = Authority(tokens, ApiKeys.at(home), "test", tcp_auth=True)
-        app = build_app(service, authority, routers=side.routers(service))
+        app = build_app(
+            service, authority, routers=side.routers(service), fast_routes=side.fast_routes()
+        )
         if not any(getattr(route, "path", None) == PATH for route in app.routes):
             mount_mcp(app)
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

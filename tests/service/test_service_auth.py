@@ -26,10 +26,10 @@ from flotilla.server.auth import (
     Principal,
     Tokens,
     install_auth,
-    load_secret,
     require,
     tag_listener,
 )
+from flotilla.server.secret import load_secret
 
 SECRET = "a-test-secret-that-is-long-enough"
 

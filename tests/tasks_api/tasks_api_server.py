@@ -75,7 +75,9 @@ def serving_tasks(
 
     async def main() -> None:
         side = await CoordinationSide.start(service, lease_sweep_s=lease_sweep_s)
-        app = build_app(service, authority, routers=side.routers(service))
+        app = build_app(
+            service, authority, routers=side.routers(service), fast_routes=side.fast_routes()
+        )
         assert unguarded_routes(app) == []
         config = uvicorn.Config(
             tag_listener(app, local=False), log_level="warning", access_log=False, lifespan="off"

@@ -197,9 +197,11 @@ class InProcessSubscription:
     def take_ready(self, limit: int) -> list[Event]:
         """Up to `limit` events already waiting, without waiting for more: a stream that
         sends several events per frame takes them with the one it awaited."""
-        taken: list[Event] = []
-        while self._items and len(taken) < limit:
-            taken.append(self._items.popleft())
+        if len(self._items) <= limit:
+            taken = list(self._items)
+            self._items.clear()
+        else:
+            taken = [self._items.popleft() for _ in range(limit)]
         if taken:
             self.cursor = taken[-1].seq
         return taken

@@ -49,6 +49,7 @@ class Subscription(Protocol):
     """An async iterator of events; `cursor` is the seq of the last one it yielded."""
 
     cursor: int
+    filter: EventFilter
     # The oldest seq the log still held when this subscription found events after its
     # cursor pruned (None: nothing missed): the ones it wanted below it are gone.
     pruned_before: int | None

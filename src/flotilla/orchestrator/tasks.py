@@ -44,7 +44,8 @@ from flotilla.domain.tasks import (
     to_task_state,
 )
 from flotilla.store.base import Store
-from flotilla.store.task_sql import ClaimWant, task_store
+from flotilla.store.claim_sql import ClaimWant
+from flotilla.store.task_sql import task_store
 
 log = logging.getLogger(__name__)
 

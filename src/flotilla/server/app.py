@@ -22,10 +22,18 @@ from flotilla.counters import count, snapshot
 from flotilla.domain.errors import FlotillaError, NotFound
 from flotilla.domain.roles import Permission
 from flotilla.domain.states import WorkerState, parse_states
+from flotilla.domain.worker import Worker
 from flotilla.orchestrator.creation import CreateRequest
 from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.orchestrator.turns import tmux_session_name
-from flotilla.server.auth import Authority, install_auth, require, unguarded_routes
+from flotilla.server.auth import (
+    Authority,
+    Principal,
+    install_auth,
+    require,
+    unguarded_routes,
+)
+from flotilla.server.fastlane import Answer, Decline, FastRoute, install_fast_lane, query_of
 from flotilla.server.limits import install_limits
 from flotilla.server.metrics import Metrics, RequestMetrics, metrics_router
 from flotilla.server.routes_dashboard import dashboard_router
@@ -76,6 +84,7 @@ def build_app(
     routers: Sequence[APIRouter] = (),
     bus: Transport | None = None,
     metrics: Metrics | None = None,
+    fast_routes: Sequence[FastRoute] = (),
 ) -> FastAPI:
     """The API; with a `bus`, also the live streams (/ws, /events/stream) and the bus in
     /health. `metrics` (made here if not given) counts requests and serves /metrics."""
@@ -142,10 +151,7 @@ def build_app(
 
     @app.get("/workers/{name}", dependencies=READ)
     async def get_worker(name: str, project: str) -> dict[str, Any]:
-        worker = await _worker(project, name)
-        out = dict(worker.to_dict())
-        out["tmux_session"] = tmux_session_name(worker) if worker.interactive else None
-        return out
+        return worker_status(await _worker(project, name))
 
     @app.delete("/workers/{name}", dependencies=_needs(Permission.KILL))
     async def kill(name: str, project: str, keep_branch: bool = False) -> dict[str, Any]:
@@ -193,6 +199,7 @@ def build_app(
     # messages, posts) come first.
     for router in routers:  # the coordination objects' routes, made by the daemon
         app.include_router(router)
+    status = FastRoute("GET", "/workers/{name}", cached_status(service))
     app.include_router(integration_router(service))
     app.include_router(metrics_router(metrics))
     if bus is not None:
@@ -200,10 +207,30 @@ def build_app(
         app.include_router(stream_router(bus, workers=workers, clients=metrics.clients))
     app.include_router(workflow_router(service))
     app.include_router(dashboard_router())  # the page at /, its files need no token
+    install_fast_lane(app, authority, [status, *fast_routes])  # after every route is in
     missing = unguarded_routes(app)
     if missing:
         raise RuntimeError(f"routes without a permission (see server/auth.py): {missing}")
     return app
+
+
+def worker_status(worker: Worker) -> dict[str, Any]:
+    """GET /workers/{name}: the worker, and its tmux session if it is interactive."""
+    out = dict(worker.to_dict())
+    out["tmux_session"] = tmux_session_name(worker) if worker.interactive else None
+    return out
+
+
+def cached_status(service: FleetService) -> Answer:
+    """GET /workers/{name} in the fast lane, for a worker the store has in memory."""
+
+    async def answer(_: Principal, params: dict[str, str], query: dict[str, str], __: Any) -> Any:
+        worker = service.cached_worker(query_of(query, "project"), params["name"])
+        if worker is None:
+            raise Decline  # FastAPI's route reads it from the store
+        return worker_status(worker)
+
+    return answer
 
 
 async def bus_health(bus: Transport | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Who is asking, and may they: the fleet secret, API keys, JWTs, and `require(permission)`.
+"""Who is asking, and may they: JWTs, the daemon's Authority, and `require(permission)`.
 
 Trust: a request that came in over the daemon's Unix socket (mode 0600, so only
 this user reaches it) is the local user with role coordinator, unless it shows a
@@ -7,8 +7,9 @@ unless the service runs with auth off (allowed on loopback only). Which listener
 a request came through is written on its ASGI scope by `tag_listener`, one
 wrapper per listener; an untagged scope counts as TCP, so a mistake fails closed.
 
-The secret signs nothing itself: tokens are signed (HS256) with a key derived
-from it, and it is compared in constant time. It is never logged or returned.
+The fleet secret (server/secret.py) signs nothing itself: tokens are signed
+(HS256) with a key derived from it, and it is compared in constant time. It is
+never logged or returned. POST /auth, which issues tokens, is server/routes_auth.py.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import fastapi.routing
 import jwt
@@ -32,26 +31,22 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flotilla.counters import count
 from flotilla.domain.errors import UsageError
 from flotilla.domain.roles import Permission, Role, allowed, roles_with
 from flotilla.server.apikeys import ApiKeys
+from flotilla.server.secret import load_secret
 
 log = logging.getLogger("flotilla.auth")
 
-SECRET_ENV = "FLOTILLA_SECRET"
-SECRET_FILE_ENV = "FLOTILLA_SECRET_FILE"
-MIN_SECRET_CHARS = 16
 DEFAULT_TTL_S = 3600
 MAX_TTL_S = 24 * 3600
 LISTENER_KEY = "flotilla.listener"
 ISSUER = "flotilla"
 DEFAULT_TEAM = "default"
 _ALGORITHM = "HS256"
-_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _HOW = "get one with POST /auth"
 VERIFIED_CACHE = 4096  # tokens remembered as verified
 
@@ -77,53 +72,6 @@ class AuthError(Exception):
         super().__init__(message)
         self.status = status
         self.counter = counter
-
-
-# -- the secret -------------------------------------------------------------------------
-
-
-def secret_path(home: Path, env: Mapping[str, str]) -> Path:
-    explicit = env.get(SECRET_FILE_ENV, "")
-    return Path(explicit).expanduser().absolute() if explicit else home / "secret"
-
-
-def load_secret(home: Path, env: Mapping[str, str]) -> tuple[str, str]:
-    """(secret, where it came from): $FLOTILLA_SECRET, else the secret file, made on first use."""
-    value = env.get(SECRET_ENV, "")
-    if value:
-        _check_length(value, f"${SECRET_ENV}")
-        return value, f"${SECRET_ENV}"
-    path = secret_path(home, env)
-    if not path.exists():
-        _create_secret(path)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise UsageError(
-            f"the secret file {path} can be read by others (mode {mode:04o}): run chmod 600 {path}"
-        )
-    text = path.read_text().strip()
-    _check_length(text, str(path))
-    return text, str(path)
-
-
-def _check_length(secret: str, origin: str) -> None:
-    if len(secret) < MIN_SECRET_CHARS:
-        raise UsageError(
-            f"the fleet secret from {origin} is shorter than {MIN_SECRET_CHARS} characters: "
-            "use a long random value (or remove it and let Flotilla make one)"
-        )
-
-
-def _create_secret(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        count("auth.secret_made_concurrently")  # another process made it first: use theirs
-        return
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(32) + "\n")
-    log.info("generated a fleet secret in %s", path)
 
 
 # -- tokens -----------------------------------------------------------------------------
@@ -343,92 +291,11 @@ def unguarded_routes(app: FastAPI) -> list[str]:
     ]
 
 
-# -- POST /auth ---------------------------------------------------------------------------
-
-
-class AuthBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    secret: str | None = None
-    api_key: str | None = None
-    agent: str | None = Field(default=None, pattern=_NAME_PATTERN)
-    team: str = Field(default=DEFAULT_TEAM, pattern=_NAME_PATTERN)
-    role: Role | None = None
-    ttl_s: int = Field(default=DEFAULT_TTL_S, ge=1)
-
-
-def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            return _inline_refs(defs[str(node["$ref"]).rsplit("/", 1)[-1]], defs)
-        return {key: _inline_refs(value, defs) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_inline_refs(item, defs) for item in node]
-    return node
-
-
-def _auth_body_schema() -> dict[str, Any]:
-    """AuthBody's JSON schema, its $defs inlined (a requestBody in openapi_extra has none)."""
-    schema = AuthBody.model_json_schema()
-    defs = schema.pop("$defs", {})
-    inlined: dict[str, Any] = _inline_refs(schema, defs)
-    return inlined
-
-
-# POST /auth reads its body by hand (messages that never echo the secret); this documents it.
-AUTH_REQUEST_BODY = {
-    "required": False,
-    "content": {"application/json": {"schema": _auth_body_schema()}},
-}
-
-
-def _parse_body(raw: bytes) -> AuthBody:
-    """Validation messages name fields, never their values (one of them is the secret)."""
-    try:
-        return AuthBody.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise AuthError(400, "auth.bad_request", f"bad /auth request: {problems}") from None
-
-
-def _who(body: AuthBody, authority: Authority, local: bool) -> tuple[str, str, Role]:
-    """Check the credential of a /auth request; the agent, team and role the token names."""
-    if body.secret is not None and body.api_key is not None:
-        raise AuthError(400, "auth.bad_request", "send either secret or api_key, not both")
-    if body.api_key is not None:
-        key = authority.api_keys.match(body.api_key)
-        if key is None:
-            raise AuthError(401, "auth.bad_api_key", "unknown or revoked API key")
-        if body.role is not None and body.role.value != key.role:
-            wanted = body.role.value
-            raise AuthError(
-                403, "auth.forbidden", f"this API key is for role {key.role!r}, not {wanted!r}"
-            )
-        return key.agent, key.team, Role(key.role)
-    if body.secret is None and not local:
-        raise AuthError(
-            401,
-            "auth.missing_credential",
-            "send the fleet secret ('secret') or an API key ('api_key') to get a token",
-        )
-    if body.secret is not None and not authority.require_tokens().secret_matches(body.secret):
-        raise AuthError(401, "auth.bad_secret", "wrong fleet secret")
-    if body.agent is None or body.role is None:
-        raise AuthError(
-            400,
-            "auth.bad_request",
-            "name the token's 'agent' and 'role' ("
-            + ", ".join(r.value for r in Role)
-            + "); 'team' is optional",
-        )
-    return body.agent, body.team, body.role
-
-
 def install_auth(app: FastAPI, authority: Authority) -> None:
     """Give `app` its authority, the JSON form of refusals, and POST /auth."""
+    # imported here: the route's module builds on this one (AuthError, Authority)
+    from flotilla.server.routes_auth import add_auth_route
+
     app.state.authority = authority
 
     @app.exception_handler(AuthError)
@@ -437,24 +304,4 @@ def install_auth(app: FastAPI, authority: Authority) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
-    @app.post("/auth", openapi_extra={"requestBody": AUTH_REQUEST_BODY})
-    async def issue_token(request: Request) -> dict[str, Any]:
-        """Exchange the fleet secret or an API key for a token naming agent, team and role.
-
-        Over the local Unix socket no credential is needed (the local user is trusted).
-        `ttl_s` is capped at 24 hours; the answer says when the token expires.
-        """
-        body = _parse_body(await request.body())
-        agent, team, role = _who(body, authority, is_local(request.scope))
-        ttl = min(body.ttl_s, MAX_TTL_S)
-        token, expires = authority.require_tokens().issue(agent, team, role, ttl)
-        log.info("issued a %s token for %s@%s until %s", role.value, agent, team, iso(expires))
-        return {
-            "token": token,
-            "token_type": "bearer",
-            "expires_at": iso(expires),
-            "expires_in": ttl,
-            "agent": agent,
-            "team": team,
-            "role": role.value,
-        }
+    add_auth_route(app, authority)

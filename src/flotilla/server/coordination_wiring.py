@@ -39,9 +39,10 @@ from flotilla.orchestrator.delivery_loop import DeliveryLoop
 from flotilla.orchestrator.messaging import MessageService, team_of
 from flotilla.orchestrator.service import FleetService
 from flotilla.orchestrator.tasks import TaskService
-from flotilla.server.routes_coordination import coordination_router
+from flotilla.server.fastlane import FastRoute
+from flotilla.server.routes_coordination import coordination_fast_routes, coordination_router
 from flotilla.server.routes_messages import message_router
-from flotilla.server.routes_tasks import task_router
+from flotilla.server.routes_tasks import task_fast_routes, task_router
 from flotilla.store.base import Store
 from flotilla.store.bus_retention import prune_events
 from flotilla.store.bus_sql import append_many_in, bus_store
@@ -150,6 +151,10 @@ class CoordinationSide:
             coordination_router(service, self.teams, self.checkpoints),
             task_router(self.tasks),
         ]
+
+    def fast_routes(self) -> list[FastRoute]:
+        """The agents' frequent calls, for the fast lane (server/fastlane.py)."""
+        return [*coordination_fast_routes(self.teams), *task_fast_routes(self.tasks)]
 
     def worker_ended(self, worker: Worker) -> None:
         self.delivery.worker_ended(worker)

@@ -173,6 +173,7 @@ async def serve(
         authority,
         on_shutdown=shutdown,
         routers=side.routers(service),
+        fast_routes=side.fast_routes(),  # claims, posts: past FastAPI's per-request work
         bus=side.bus,  # the live streams (/ws, /events/stream) and /health's bus
         metrics=metrics,
     )

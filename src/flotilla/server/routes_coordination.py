@@ -29,6 +29,7 @@ from flotilla.orchestrator.checkpoints import Checkpoints
 from flotilla.orchestrator.coordination import Coordination
 from flotilla.orchestrator.service import FleetService, run_blocking
 from flotilla.server.auth import AuthError, Principal, require
+from flotilla.server.fastlane import FastRoute
 
 P = Permission
 LOCAL_AGENT = "local"  # who a local caller is when it names no agent
@@ -249,8 +250,7 @@ def coordination_router(
         swarm: str, body: PostBody, who: Principal = Depends(require(P.BLACKBOARD_POST))
     ) -> dict[str, Any]:
         """Append a post; its `id` is the cursor that follows it."""
-        author = _acting_as(who, body.author)
-        return await teams.post_soon(swarm, author, body.topic, body.body)
+        return await post_as(teams, who, swarm, body)
 
     @router.get("/swarms/{swarm}/posts", dependencies=[Depends(require(P.READ))])
     async def read(
@@ -307,3 +307,20 @@ def coordination_router(
         )
 
     return router
+
+
+async def post_as(
+    teams: Coordination, who: Principal, swarm: str, body: PostBody
+) -> dict[str, Any]:
+    """POST /swarms/{swarm}/posts, for the route and the fast lane alike."""
+    author = _acting_as(who, body.author)
+    return await teams.post_soon(swarm, author, body.topic, body.body)
+
+
+def coordination_fast_routes(teams: Coordination) -> list[FastRoute]:
+    """The blackboard post in the fast lane (server/fastlane.py): agents post often."""
+
+    async def post(who: Principal, params: dict[str, str], _: dict[str, str], body: Any) -> Any:
+        return await post_as(teams, who, params["swarm"], body)
+
+    return [FastRoute("POST", "/swarms/{swarm}/posts", post, PostBody)]

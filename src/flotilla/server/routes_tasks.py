@@ -31,99 +31,33 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
 
 from flotilla.counters import count
 from flotilla.domain.errors import IllegalTransition, UsageError
-from flotilla.domain.roles import Permission, Role
-from flotilla.domain.tasks import (
-    MAX_DEPENDENCIES,
-    MAX_LABEL_LENGTH,
-    MAX_LABELS,
-    MAX_LEASE_S,
-    MAX_TITLE_LENGTH,
-    PRIORITY_RANGE,
-    Task,
-    TaskState,
-)
+from flotilla.domain.roles import Permission
+from flotilla.domain.tasks import MAX_LABEL_LENGTH, Task, TaskState
 from flotilla.orchestrator.service import run_blocking
-from flotilla.orchestrator.tasks import MAX_DESCRIPTION, MAX_REASON, TaskService
+from flotilla.orchestrator.tasks import TaskService
 from flotilla.server.auth import AuthError, Principal, require
+from flotilla.server.fastlane import FastRoute
+from flotilla.server.task_access import acting, claim_team, must_hold, on_team
+from flotilla.server.task_bodies import (
+    NAME,
+    AssignBody,
+    ClaimBody,
+    CompleteBody,
+    CreateBody,
+    FailBody,
+    HeartbeatBody,
+    ReasonBody,
+    UpdateBody,
+)
 
 P = Permission
-PERSON = "user"  # who a local caller is when it names no agent
 DEFAULT_LIST_LIMIT = 500
 MAX_LIST_LIMIT = 5000
-NAME = 128
 
-Lease = Field(default=None, gt=0, le=MAX_LEASE_S, description="Seconds until the claim lapses.")
-Actor = Field(default=None, min_length=1, max_length=NAME)
 TaskId = Path(min_length=1, max_length=NAME, description="The task's id (t-...).")
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateBody(_Body):
-    team: str = Field(min_length=1, max_length=NAME)
-    title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH)
-    description: str = Field(default="", max_length=MAX_DESCRIPTION)
-    labels: list[str] = Field(default_factory=list, max_length=MAX_LABELS)
-    priority: int = Field(default=0, ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])
-    depends_on: list[str] = Field(default_factory=list, max_length=MAX_DEPENDENCIES)
-    agent_kind: str | None = Field(default=None, min_length=1, max_length=NAME)
-    requires: list[str] = Field(default_factory=list, max_length=MAX_LABELS)
-
-
-class UpdateBody(_Body):
-    """Only the fields given change; `agent_kind: null` lifts the kind restriction."""
-
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_LENGTH)
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
-    labels: list[str] | None = Field(default=None, max_length=MAX_LABELS)
-    priority: int | None = Field(default=None, ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])
-    depends_on: list[str] | None = Field(default=None, max_length=MAX_DEPENDENCIES)
-    agent_kind: str | None = Field(default=None, min_length=1, max_length=NAME)
-    requires: list[str] | None = Field(default=None, max_length=MAX_LABELS)
-    note: str | None = Field(default=None, max_length=MAX_REASON)
-    expect_version: int | None = Field(default=None, ge=0)
-    actor: str | None = Actor
-
-
-class ClaimBody(_Body):
-    claimer: str | None = Actor
-    team: str | None = Field(default=None, min_length=1, max_length=NAME)
-    agent_kind: str | None = Field(default=None, min_length=1, max_length=NAME)
-    labels: list[str] = Field(default_factory=list, max_length=MAX_LABELS)
-    lease_s: float | None = Lease
-
-
-class AssignBody(_Body):
-    assignee: str = Field(min_length=1, max_length=NAME)
-    lease_s: float | None = Lease
-    reassign: bool = False
-
-
-class HeartbeatBody(_Body):
-    holder: str | None = Actor
-    lease_s: float | None = Lease
-
-
-class CompleteBody(_Body):
-    result: Any = None
-    actor: str | None = Actor
-
-
-class FailBody(_Body):
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
-    result: Any = None
-    actor: str | None = Actor
-
-
-class ReasonBody(_Body):
-    reason: str | None = Field(default=None, max_length=MAX_REASON)
-    actor: str | None = Actor
 
 
 # -- errors as one line ----------------------------------------------------------------------
@@ -167,59 +101,6 @@ class TaskRoute(APIRoute):
                 return JSONResponse({"error": str(exc), "exit_code": exc.exit_code}, 409)
 
         return handle
-
-
-# -- who acts ----------------------------------------------------------------------------------
-
-
-def acting(principal: Principal, named: str | None) -> tuple[str, bool]:
-    """(the agent a request acts as, whether it may act for any holder)."""
-    if principal.local:
-        return (named, False) if named else (PERSON, True)
-    coordinator = principal.role is Role.COORDINATOR
-    if named is None or named == principal.agent:
-        return principal.agent, coordinator
-    if coordinator:
-        return named, True
-    raise AuthError(
-        403,
-        "auth.forbidden_agent",
-        f"agent {principal.agent!r} ({principal.role.value}) may act only for itself, "
-        f"not for {named!r}",
-    )
-
-
-def on_team(principal: Principal, team: str) -> None:
-    if principal.local or principal.role is Role.COORDINATOR or principal.team == team:
-        return
-    raise AuthError(
-        403,
-        "auth.forbidden_team",
-        f"agent {principal.agent!r} of team {principal.team!r} may not act on the tasks "
-        f"of team {team!r}",
-    )
-
-
-def claim_team(principal: Principal, wanted: str | None) -> str | None:
-    """The queue a claim draws from: a token's own team (a coordinator's: any, or the one
-    named); over the local socket, the one named or any."""
-    if principal.local or principal.role is Role.COORDINATOR:
-        return wanted
-    on_team(principal, wanted or principal.team)
-    return principal.team
-
-
-def must_hold(task: Task, actor: str, override: bool, doing: str) -> None:
-    """Refuse (403) an agent that would act on a task someone else holds; the store checks
-    again in the move's transaction (409 if the claim changed meanwhile)."""
-    if override or task.state is not TaskState.CLAIMED or task.assignee == actor:
-        return
-    raise AuthError(
-        403,
-        "auth.not_holder",
-        f"task {task.id} is held by {task.assignee}, not {actor}: only its holder "
-        f"(or a coordinator) may {doing} it",
-    )
 
 
 # -- the routes --------------------------------------------------------------------------------
@@ -271,11 +152,7 @@ def task_router(tasks: TaskService) -> APIRouter:
     ) -> dict[str, Any]:
         """Atomically claim the best claimable task (highest priority, then oldest, its
         dependencies done, its needs met); `{"task": null}` when there is none."""
-        claimer, _ = acting(principal, body.claimer)
-        team = claim_team(principal, body.team)
-        needs = body.model_dump(exclude={"claimer", "team"})
-        task = await tasks.claim_soon(claimer, team=team, **needs)
-        return {"task": None if task is None else task.to_dict()}
+        return await claim_as(tasks, principal, body)
 
     @router.get("/tasks/{task_id}", dependencies=[Depends(require(P.READ))])
     async def get_task(task_id: str = TaskId) -> dict[str, Any]:
@@ -420,3 +297,21 @@ def task_router(tasks: TaskService) -> APIRouter:
         return moved.to_dict()
 
     return router
+
+
+async def claim_as(tasks: TaskService, principal: Principal, body: ClaimBody) -> dict[str, Any]:
+    """POST /tasks/claim, for the route and the fast lane alike."""
+    claimer, _ = acting(principal, body.claimer)
+    team = claim_team(principal, body.team)
+    needs = body.model_dump(exclude={"claimer", "team"})
+    task = await tasks.claim_soon(claimer, team=team, **needs)
+    return {"task": None if task is None else task.to_dict()}
+
+
+def task_fast_routes(tasks: TaskService) -> list[FastRoute]:
+    """The claim in the fast lane (server/fastlane.py): agents claim often."""
+
+    async def claim(who: Principal, _: dict[str, str], __: dict[str, str], body: Any) -> Any:
+        return await claim_as(tasks, who, body)
+
+    return [FastRoute("POST", "/tasks/claim", claim, ClaimBody)]

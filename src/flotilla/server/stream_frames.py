@@ -2,7 +2,8 @@
 made once per event however many clients get it), worker.log frames read from a
 worker's transcript file, and the stream parameters (filters and cursors).
 
-Pure but for `read_transcript`, which reads the file. Used by routes_stream.py.
+Pure but for `read_transcript`, which reads the file. Used by routes_stream.py and
+ws_connection.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from flotilla.bus.envelope import Event
 from flotilla.bus.filters import EventFilter
 from flotilla.counters import count
@@ -23,6 +26,9 @@ from flotilla.domain.worker import Worker
 
 LOG_KIND = "worker.log"
 LOG_CHUNK = 1 << 20  # transcript bytes read per step at most
+BATCHES_KEPT = 256
+
+BatchKey = tuple[EventFilter, int, int]  # filter, first seq, last seq
 
 
 def event_frame(event: Event) -> dict[str, Any]:
@@ -46,6 +52,8 @@ class FrameCache:
     def __init__(self, size: int = 4096) -> None:
         self._size = size
         self._texts: collections.OrderedDict[int, str] = collections.OrderedDict()
+        # Batched frames too: clients with one filter that keep up get the same batches.
+        self._batches: collections.OrderedDict[BatchKey, str] = collections.OrderedDict()
 
     def text(self, event: Event) -> str:
         found = self._texts.get(event.seq)
@@ -56,14 +64,22 @@ class FrameCache:
                 self._texts.popitem(last=False)
         return found
 
-
-def batch_text(frames: FrameCache, events: list[Event]) -> str:
-    """One frame of several events, `{"events": [...]}`, from their cached texts."""
-    return '{"events":[' + ",".join(frames.text(event) for event in events) + "]}"
+    def batch(self, event_filter: EventFilter, events: list[Event]) -> str:
+        """One frame of several events, `{"events": [...]}`. A subscription gets every
+        event of its filter in order, so the filter and the first and last seq name the
+        batch: made once for every client that gets it."""
+        key = (event_filter, events[0].seq, events[-1].seq)
+        found = self._batches.get(key)
+        if found is None:
+            found = '{"events":[' + ",".join(self.text(event) for event in events) + "]}"
+            self._batches[key] = found
+            if len(self._batches) > BATCHES_KEPT:
+                self._batches.popitem(last=False)
+        return found
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def log_frame(worker: Worker, record: Any, offset: int) -> dict[str, Any]:
@@ -151,9 +167,12 @@ def parse_params(raw: Mapping[str, Any]) -> Params:
 
 
 def flag(value: Any, name: str) -> bool:
-    if value is None or value is False or value in ("", "0", "false"):
+    """A query parameter's text, or a subscribe frame's JSON true/false/1/0."""
+    if isinstance(value, bool):
+        return value
+    if value is None or value in (0, "", "0", "false"):
         return False
-    if value is True or value in ("1", "true"):
+    if value in (1, "1", "true"):
         return True
     raise UsageError(f"'{name}' is 1 or 0 (true or false), not {value!r}")
 

@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from flotilla.domain.errors import UsageError
 from flotilla.domain.states import Outcome, WorkerState
 from flotilla.domain.worker import Worker
@@ -16,8 +18,12 @@ WORKER_FIELDS = frozenset(f.name for f in dataclasses.fields(Worker))
 UPDATABLE_FIELDS = WORKER_FIELDS - {"id", "seq"}
 
 
+_DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
 def dump_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Compact JSON with sorted keys (orjson: several times json.dumps's speed)."""
+    return orjson.dumps(value, option=_DUMP_OPTIONS).decode()
 
 
 def to_state(value: WorkerState | str) -> WorkerState:

@@ -13,7 +13,6 @@ the side rows), built once and reused, and the checks over the dependency graph.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -218,74 +217,7 @@ def decode_event(row: Mapping[Any, Any]) -> TaskEvent:
 
 # -- statements shared by the moves ------------------------------------------------------
 
-_cand = tasks.alias("cand")
 INSERT_EVENT = sa.insert(task_history)
-
-
-@functools.cache
-def claim_statement(
-    pg: bool, by_team: bool, by_kind: bool, by_labels: bool
-) -> sa.Update | sa.Select[Any]:
-    """The claim as one UPDATE over a sub-SELECT of the first claimable task in pick order
-    (domain.tasks.pick_next, in SQL). Built once per shape and reused, with bound
-    parameters, so SQLAlchemy compiles it once (building it costs more than running it)."""
-    c, req = _cand.c, task_requires.c
-    # "No unmet requirement" as a correlated scalar sub-SELECT ... LIMIT 1 IS NULL rather
-    # than NOT EXISTS: PostgreSQL may turn NOT EXISTS into a hashed subplan that reads
-    # every requirement of every task once per claim; this form is probed per candidate
-    # row through the primary-key index, and the walk stops at the first fit.
-    unmet = sa.select(sa.literal(1)).where(req.task_id == c.id)
-    if by_labels:
-        unmet = unmet.where(req.label.not_in(sa.bindparam("want_labels", expanding=True)))
-    kind_ok: sa.ColumnElement[bool] = c.agent_kind.is_(None)
-    if by_kind:
-        kind_ok = sa.or_(kind_ok, c.agent_kind == sa.bindparam("want_kind"))
-    candidate = (
-        sa.select(c.id)
-        .where(c.state == TaskState.QUEUED.value, c.open_deps == 0, kind_ok)
-        .where(sa.or_(c.requires == "[]", unmet.limit(1).scalar_subquery().is_(None)))
-        .order_by(c.priority.desc(), c.created_at, c.id)
-        .limit(1)
-    )
-    if by_team:
-        candidate = candidate.where(c.team == sa.bindparam("want_team"))
-    if pg:
-        candidate = candidate.with_for_update(skip_locked=True, of=_cand)
-    claim = (
-        sa.update(tasks)
-        .where(tasks.c.id == candidate.scalar_subquery(), tasks.c.state == TaskState.QUEUED.value)
-        .values(
-            state=TaskState.CLAIMED.value,
-            assignee=sa.bindparam("new_holder"),
-            lease_expires_at=sa.bindparam("new_deadline"),
-            claimed_at=sa.bindparam("now_at"),
-            heartbeat_at=sa.bindparam("now_at"),
-            updated_at=sa.bindparam("now_at"),
-            attempts=tasks.c.attempts + 1,
-            version=tasks.c.version + 1,
-        )
-        .returning(*tasks.c)
-    )
-    if not pg:
-        return claim
-    # PostgreSQL: the history entry is written by the same statement (a data-modifying
-    # CTE), one round trip fewer per claim.
-    claimed = claim.cte("claimed")
-    entry = sa.select(
-        claimed.c.id,
-        claimed.c.claimed_at,
-        sa.literal(EventKind.CLAIMED.value),
-        claimed.c.assignee,
-        sa.bindparam("event_message", type_=sa.Text()),
-        sa.bindparam("event_detail", type_=sa.Text()),
-    )
-    columns = ["task_id", "at", "kind", "actor", "message", "detail"]
-    event = sa.insert(task_history).from_select(columns, entry).cte("claim_event")
-    return sa.select(claimed).add_cte(event)
-
-
-def claim_params(holder: str, now: float, lease_s: float) -> dict[str, Any]:
-    return {"new_holder": holder, "now_at": now, "new_deadline": now + lease_s}
 
 
 def claim_values(holder: str, now: float, lease_s: float) -> dict[str, Any]:

@@ -1,0 +1,201 @@
+"""The fast lane: the agents' most frequent calls answered without FastAPI's per-request
+machinery.
+
+A task claim, a blackboard post or a worker's status costs well under a millisecond of
+real work, and FastAPI's routing (each route tried in turn), dependency solving and
+parameter parsing cost about as much again (BENCHMARKS.md, "Service"). This middleware,
+the innermost one (so the edge guard, request metrics and listener tags apply as for
+any request), answers those few routes itself when a request is well formed and allowed:
+
+- the route is found by method and a compiled pattern of the route's own path;
+- the caller comes from its bearer token (or is the local socket's user) and its role
+  must have the permission that the FastAPI route itself declares;
+- the body must validate against the route's own model;
+- the answer is the function the FastAPI route calls too, so both give the same result.
+
+Anything else goes to FastAPI unchanged, body and all: no token, a refused role, an
+invalid body, and any refusal the answer raises (FlotillaError, AuthError) — those are
+raised before anything is written, or by a write that was rolled back, so FastAPI
+answering them again gives the one error format of the API. The fast lane only ever
+answers 200.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import FastAPI
+from pydantic import BaseModel, ValidationError
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flotilla.counters import count
+from flotilla.domain.errors import FlotillaError
+from flotilla.domain.roles import Permission, allowed
+from flotilla.server.auth import LOCAL, AuthError, Authority, Principal, api_routes, is_local
+from flotilla.server.auth import route_permission as declared_permission
+
+# (caller, path parameters, query parameters, validated body or None) -> the answer
+Answer = Callable[[Principal, dict[str, str], dict[str, str], Any], Awaitable[Any]]
+
+
+class Decline(Exception):
+    """The fast lane will not answer this request: FastAPI will."""
+
+
+@dataclass(frozen=True)
+class FastRoute:
+    method: str
+    path: str  # the FastAPI route's path template, e.g. "/swarms/{swarm}/posts"
+    answer: Answer
+    body: type[BaseModel] | None = None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    route: FastRoute
+    pattern: re.Pattern[str]
+    permission: Permission
+    name: _RouteName
+
+
+@dataclass(frozen=True)
+class _RouteName:
+    """What request metrics read from scope["route"] (as from a FastAPI route)."""
+
+    path_format: str
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", path)  # literal, name, literal, name, ...
+    regex = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+    )
+    return re.compile(f"^{regex}$")
+
+
+def compile_routes(app: FastAPI, routes: Sequence[FastRoute]) -> dict[str, list[_Compiled]]:
+    """Each fast route with the permission its FastAPI route declares (it must have one)."""
+    declared = {
+        (method, path): declared_permission(route)
+        for path, route in api_routes(app)
+        for method in route.methods or ()
+    }
+    compiled: dict[str, list[_Compiled]] = {}
+    for route in routes:
+        permission = declared.get((route.method, route.path))
+        if permission is None:
+            raise RuntimeError(f"fast route {route.method} {route.path}: no guarded API route")
+        entry = _Compiled(route, _pattern(route.path), permission, _RouteName(route.path))
+        compiled.setdefault(route.method, []).append(entry)
+    return compiled
+
+
+class FastLane:
+    """ASGI middleware; see the module doc."""
+
+    def __init__(self, app: ASGIApp, authority: Authority, lane: dict[str, list[_Compiled]]):
+        self.app = app
+        self.authority = authority
+        self.lane = lane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        candidates = self.lane.get(scope.get("method", "")) if scope["type"] == "http" else None
+        if not candidates:
+            await self.app(scope, receive, send)
+            return
+        for entry in candidates:
+            found = entry.pattern.match(scope["path"])
+            if found is not None:
+                await self._answer(entry, found.groupdict(), scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _answer(
+        self, entry: _Compiled, params: dict[str, str], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        try:
+            body = await _read_body(receive) if entry.route.body is not None else b""
+        except Decline:  # the client went away while sending: nobody to answer
+            count("fastlane.client_gone")
+            return
+        try:
+            principal = self._principal(scope)
+            if not allowed(principal.role, entry.permission):
+                raise Decline
+            model = None if entry.route.body is None else entry.route.body.model_validate_json(body)
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            result = await entry.route.answer(principal, params, query, model)
+        except (Decline, AuthError, ValidationError, FlotillaError):
+            count("fastlane.handed_to_fastapi")  # which answers (or refuses) it
+            await self.app(scope, _replay(body, receive), send)
+            return
+        scope["route"] = entry.name
+        payload = orjson.dumps(result)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(payload)),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _principal(self, scope: Scope) -> Principal:
+        token = _bearer(scope)
+        if token is None:
+            if is_local(scope) or not self.authority.tcp_auth:
+                return LOCAL
+            raise Decline
+        principal: Principal = self.authority.require_tokens().verify(token)
+        return principal
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:  # until the last chunk (the edge guard has bounded the body already)
+        message = await receive()
+        if message["type"] != "http.request":
+            raise Decline
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def install_fast_lane(app: FastAPI, authority: Authority, routes: Sequence[FastRoute]) -> None:
+    """Add the fast lane as the innermost middleware. Call it once every route is in."""
+    lane = compile_routes(app, routes)
+    # add_middleware puts a middleware outermost; the fast lane goes innermost.
+    app.user_middleware.append(Middleware(FastLane, authority=authority, lane=lane))
+
+
+def query_of(query: Mapping[str, str], name: str) -> str:
+    """A required query parameter, or Decline (FastAPI then says what is missing)."""
+    value = query.get(name)
+    if value is None:
+        raise Decline
+    return value
