@@ -18,7 +18,7 @@ from flotilla.domain.roles import Permission, Role
 from flotilla.server.apikeys import ApiKeys
 from flotilla.server.auth import Authority, Principal, Tokens, install_auth, require, tag_listener
 from flotilla.server.fastlane import FastRoute, compile_routes, install_fast_lane
-from flotilla.server.metrics import route_template
+from flotilla.server.limits import BodyLimits, install_limits
 
 SECRET = "fast-lane-tests-secret-0123456789"
 
@@ -30,7 +30,10 @@ class NoteBody(BaseModel):
 class Calls:
     def __init__(self) -> None:
         self.by: list[str] = []  # "fast" or "fastapi", per answer given
-        self.routes: list[str] = []  # the metrics label each request got
+        self.observed: list[tuple[str, str, int]] = []  # what the request metrics were told
+
+    def observe_request(self, method: str, route: str, status: int, _: float | None) -> None:
+        self.observed.append((method, route, status))
 
 
 async def answer(calls: Calls, who: Principal, name: str, body: NoteBody) -> dict[str, Any]:
@@ -45,6 +48,7 @@ def build(calls: Calls, home: Path) -> Any:
     authority = Authority(tokens, ApiKeys.at(home), "test", tcp_auth=True)
     app = FastAPI()
     install_auth(app, authority)
+    install_limits(app, BodyLimits(default=1000))
 
     @app.exception_handler(FlotillaError)
     async def flotilla_error(_: Any, exc: FlotillaError) -> Any:
@@ -64,13 +68,9 @@ def build(calls: Calls, home: Path) -> Any:
         calls.by.append("fast")
         return result
 
-    install_fast_lane(app, authority, [FastRoute("POST", "/boards/{name}/notes", fast, NoteBody)])
-
-    async def labelled(scope: Any, receive: Any, send: Any) -> None:
-        await app(scope, receive, send)
-        calls.routes.append(route_template(scope))
-
-    return tag_listener(labelled, local=False), tokens
+    routes = [FastRoute("POST", "/boards/{name}/notes", fast, NoteBody)]
+    install_fast_lane(app, authority, routes, calls, BodyLimits(default=1000))
+    return tag_listener(app, local=False), tokens
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ async def test_a_well_formed_allowed_request_is_answered_by_the_fast_lane(
     assert reply.status_code == 200
     assert reply.json() == {"board": "b1", "text": "hi", "by": "ann"}
     assert calls.by == ["fast"]
-    assert calls.routes == ["/boards/{name}/notes"]  # metrics see the route, not the path
+    assert calls.observed == [("POST", "/boards/{name}/notes", 200)]  # the route, not the path
 
 
 @pytest.mark.parametrize(
@@ -107,6 +107,7 @@ async def test_a_well_formed_allowed_request_is_answered_by_the_fast_lane(
         ({"Authorization": "Bearer not-a-token"}, {"text": "hi"}, 401),
         ("monitor", {"text": "hi"}, 403),  # a role without blackboard_post
         ("worker", {"txt": "hi"}, 422),  # the body does not fit the model
+        ("worker", {"text": "x" * 2000}, 413),  # over the edge guard's limit
     ],
 )
 async def test_what_the_fast_lane_will_not_answer_fastapi_refuses(

@@ -54,6 +54,7 @@ class InProcessTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._wake = asyncio.Event()
+        self._fresh: list[Event] = []  # committed events handed over by `notify`
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -80,17 +81,23 @@ class InProcessTransport:
         self.notify()
         return event
 
-    def notify(self) -> None:
+    def notify(self, events: Sequence[Event] = ()) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return  # not started (or gone): the events wait in the log for a cursor
         if threading.get_ident() == self._loop_thread:
-            self._wake.set()
+            self._wake_with(events)
             return
         try:
-            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self._wake_with, events)
         except RuntimeError:
             counters.count("bus.notify_after_close")  # the loop closed meanwhile
+
+    def _wake_with(self, events: Sequence[Event]) -> None:
+        """On the loop: wake the dispatcher, with the stored events if the caller has them
+        (they need not be read back from the log)."""
+        self._fresh.extend(events)
+        self._wake.set()
 
     # -- subscribing -----------------------------------------------------------------
 
@@ -118,12 +125,14 @@ class InProcessTransport:
     async def _run(self) -> None:
         while not self._closed:
             self._wake.clear()  # before reading: a publish during the read wakes us again
-            try:
-                events = await asyncio.to_thread(self.log.read, self.head, limit=self.page)
-            except Exception:
-                counters.count("bus.dispatch_read_failed")
-                log.exception("reading the event log failed")
-                events = []
+            events = self._take_fresh()
+            if events is None:
+                try:
+                    events = await asyncio.to_thread(self.log.read, self.head, limit=self.page)
+                except Exception:
+                    counters.count("bus.dispatch_read_failed")
+                    log.exception("reading the event log failed")
+                    events = []
             if events:
                 if events[0].seq > self.head + 1:  # pruned before it was fanned out
                     counters.count("bus.dispatch_gap")
@@ -135,6 +144,22 @@ class InProcessTransport:
             waiter = asyncio.ensure_future(self._wake.wait())
             await asyncio.wait({waiter}, timeout=self.poll_s)
             waiter.cancel()
+
+    def _take_fresh(self) -> list[Event] | None:
+        """The events handed over by `notify` that follow the head without a gap, or None
+        when the log must be read (nothing handed over, or a seq missing: committed by
+        someone who has not said so yet, or by another process)."""
+        fresh = sorted((e for e in self._fresh if e.seq > self.head), key=lambda e: e.seq)
+        self._fresh.clear()
+        run: list[Event] = []
+        for event in fresh:
+            if event.seq != self.head + len(run) + 1:
+                break
+            run.append(event)
+            if len(run) == self.page:
+                break
+        self._fresh.extend(fresh[len(run) :])
+        return run or None
 
     def _fan_out(self, events: Sequence[Event]) -> None:
         # Each distinct filter is matched once (200 subscribers of one kind: one match per

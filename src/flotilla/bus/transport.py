@@ -10,7 +10,7 @@ behind) resume after the last cursor it saw, missing nothing and getting nothing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from flotilla.bus.envelope import Envelope, Event
@@ -69,8 +69,9 @@ class Transport(Protocol):
         any thread, the event loop's included (it is one short store transaction)."""
         ...
 
-    def notify(self) -> None:
-        """Events were appended to the log by someone else: fan them out soon."""
+    def notify(self, events: Sequence[Event] = ()) -> None:
+        """Events were appended to the log by someone else: fan them out soon. `events`:
+        the committed events themselves, if the caller has them (saves reading them)."""
         ...
 
     def subscribe(self, event_filter: EventFilter, since: int | None = None) -> Subscription:

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from flotilla import counters
+from flotilla.bus.envelope import Event
 from flotilla.bus.hooks import payload_envelope
 from flotilla.bus.transport import Transport
 from flotilla.domain.coordination import (
@@ -232,15 +233,15 @@ class Coordination:
         if bus is None:
             return await asyncio.to_thread(self.post, swarm, author, topic, body)
         draft = PostDraft(swarm, author, topic, body, self.clock())
-        posted: Post = await self._writes.add(self._post_many, draft)
-        bus.notify()
+        posted, event = await self._writes.add(self._post_many, draft)
+        bus.notify((event,))
         return posted.to_dict()
 
-    def _post_many(self, conn: Connection, drafts: list[PostDraft]) -> list[Post]:
+    def _post_many(self, conn: Connection, drafts: list[PostDraft]) -> list[tuple[Post, Event]]:
         """A group commit's posts and their `blackboard.posted` events, all at once."""
         posts = self.store.post_many_in(conn, drafts)
-        append_many_in(conn, [payload_envelope("blackboard.posted", p.to_dict()) for p in posts])
-        return posts
+        envelopes = [payload_envelope("blackboard.posted", p.to_dict()) for p in posts]
+        return list(zip(posts, append_many_in(conn, envelopes), strict=True))
 
     def read(
         self,

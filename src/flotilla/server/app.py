@@ -34,7 +34,7 @@ from flotilla.server.auth import (
     unguarded_routes,
 )
 from flotilla.server.fastlane import Answer, Decline, FastRoute, install_fast_lane, query_of
-from flotilla.server.limits import install_limits
+from flotilla.server.limits import BodyLimits, install_limits
 from flotilla.server.metrics import Metrics, RequestMetrics, metrics_router
 from flotilla.server.routes_dashboard import dashboard_router
 from flotilla.server.routes_integration import integration_router
@@ -207,7 +207,8 @@ def build_app(
         app.include_router(stream_router(bus, workers=workers, clients=metrics.clients))
     app.include_router(workflow_router(service))
     app.include_router(dashboard_router())  # the page at /, its files need no token
-    install_fast_lane(app, authority, [status, *fast_routes])  # after every route is in
+    fast = [status, *fast_routes]
+    install_fast_lane(app, authority, fast, metrics, BodyLimits())  # once every route is in
     missing = unguarded_routes(app)
     if missing:
         raise RuntimeError(f"routes without a permission (see server/auth.py): {missing}")

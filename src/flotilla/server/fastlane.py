@@ -2,36 +2,38 @@
 machinery.
 
 A task claim, a blackboard post or a worker's status costs well under a millisecond of
-real work, and FastAPI's routing (each route tried in turn), dependency solving and
-parameter parsing cost about as much again (BENCHMARKS.md, "Service"). This middleware,
-the innermost one (so the edge guard, request metrics and listener tags apply as for
-any request), answers those few routes itself when a request is well formed and allowed:
+real work, and FastAPI's middleware stack, routing (each route tried in turn),
+dependency solving and parameter parsing cost about as much again (BENCHMARKS.md,
+"Service"). This layer, in front of the whole app, answers those few routes itself
+when a request is well formed and allowed:
 
 - the route is found by method and a compiled pattern of the route's own path;
+- the body is within the edge guard's limit for the route (server/limits.py) and
+  validates against the route's own model;
 - the caller comes from its bearer token (or is the local socket's user) and its role
   must have the permission that the FastAPI route itself declares;
-- the body must validate against the route's own model;
-- the answer is the function the FastAPI route calls too, so both give the same result.
+- the answer is the function the FastAPI route calls too, so both give the same result,
+  and the request is counted in the request metrics as the route would be.
 
-Anything else goes to FastAPI unchanged, body and all: no token, a refused role, an
-invalid body, and any refusal the answer raises (FlotillaError, AuthError) — those are
-raised before anything is written, or by a write that was rolled back, so FastAPI
-answering them again gives the one error format of the API. The fast lane only ever
+Anything else goes to the app unchanged, body and all: no token, a refused role, an
+invalid or oversized body, and any refusal the answer raises (FlotillaError, AuthError)
+— those are raised before anything is written, or by a write that was rolled back, so
+the app answering them again gives the API's one error format. The fast lane only ever
 answers 200.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI
 from pydantic import BaseModel, ValidationError
-from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flotilla.counters import count
@@ -39,9 +41,18 @@ from flotilla.domain.errors import FlotillaError
 from flotilla.domain.roles import Permission, allowed
 from flotilla.server.auth import LOCAL, AuthError, Authority, Principal, api_routes, is_local
 from flotilla.server.auth import route_permission as declared_permission
+from flotilla.server.limits import BodyLimits
 
 # (caller, path parameters, query parameters, validated body or None) -> the answer
 Answer = Callable[[Principal, dict[str, str], dict[str, str], Any], Awaitable[Any]]
+
+
+class RequestObserver(Protocol):
+    """Where answered requests are counted (server/metrics.py's Metrics)."""
+
+    def observe_request(
+        self, method: str, route: str, status: int, seconds: float | None
+    ) -> None: ...
 
 
 class Decline(Exception):
@@ -61,14 +72,6 @@ class _Compiled:
     route: FastRoute
     pattern: re.Pattern[str]
     permission: Permission
-    name: _RouteName
-
-
-@dataclass(frozen=True)
-class _RouteName:
-    """What request metrics read from scope["route"] (as from a FastAPI route)."""
-
-    path_format: str
 
 
 def _pattern(path: str) -> re.Pattern[str]:
@@ -91,7 +94,7 @@ def compile_routes(app: FastAPI, routes: Sequence[FastRoute]) -> dict[str, list[
         permission = declared.get((route.method, route.path))
         if permission is None:
             raise RuntimeError(f"fast route {route.method} {route.path}: no guarded API route")
-        entry = _Compiled(route, _pattern(route.path), permission, _RouteName(route.path))
+        entry = _Compiled(route, _pattern(route.path), permission)
         compiled.setdefault(route.method, []).append(entry)
     return compiled
 
@@ -99,10 +102,19 @@ def compile_routes(app: FastAPI, routes: Sequence[FastRoute]) -> dict[str, list[
 class FastLane:
     """ASGI middleware; see the module doc."""
 
-    def __init__(self, app: ASGIApp, authority: Authority, lane: dict[str, list[_Compiled]]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        authority: Authority,
+        lane: dict[str, list[_Compiled]],
+        metrics: RequestObserver,
+        limits: BodyLimits,
+    ) -> None:
         self.app = app
         self.authority = authority
         self.lane = lane
+        self.metrics = metrics
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         candidates = self.lane.get(scope.get("method", "")) if scope["type"] == "http" else None
@@ -119,6 +131,10 @@ class FastLane:
     async def _answer(
         self, entry: _Compiled, params: dict[str, str], scope: Scope, receive: Receive, send: Send
     ) -> None:
+        started = time.perf_counter()
+        if entry.route.body is not None and not self._small(scope, entry):
+            await self.app(scope, receive, send)  # the edge guard refuses it (413, 411)
+            return
         try:
             body = await _read_body(receive) if entry.route.body is not None else b""
         except Decline:  # the client went away while sending: nobody to answer
@@ -135,7 +151,6 @@ class FastLane:
             count("fastlane.handed_to_fastapi")  # which answers (or refuses) it
             await self.app(scope, _replay(body, receive), send)
             return
-        scope["route"] = entry.name
         payload = orjson.dumps(result)
         headers = [
             (b"content-type", b"application/json"),
@@ -143,6 +158,16 @@ class FastLane:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+        seconds = time.perf_counter() - started
+        self.metrics.observe_request(scope["method"], entry.route.path, 200, seconds)
+
+    def _small(self, scope: Scope, entry: _Compiled) -> bool:
+        """A declared length within the route's limit (a chunked body: the edge guard's)."""
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                limit = self.limits.for_request(entry.route.method, entry.route.path)
+                return value.isdigit() and int(value) <= limit
+        return False
 
     def _principal(self, scope: Scope) -> Principal:
         token = _bearer(scope)
@@ -186,11 +211,23 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def install_fast_lane(app: FastAPI, authority: Authority, routes: Sequence[FastRoute]) -> None:
-    """Add the fast lane as the innermost middleware. Call it once every route is in."""
+def install_fast_lane(
+    app: FastAPI,
+    authority: Authority,
+    routes: Sequence[FastRoute],
+    metrics: RequestObserver,
+    limits: BodyLimits,
+) -> None:
+    """Put the fast lane in front of the app's middleware stack (Starlette builds that on
+    the first request). Call it once every route is in: each fast route takes the
+    permission of its API route."""
     lane = compile_routes(app, routes)
-    # add_middleware puts a middleware outermost; the fast lane goes innermost.
-    app.user_middleware.append(Middleware(FastLane, authority=authority, lane=lane))
+    build_stack = app.build_middleware_stack
+
+    def with_fast_lane() -> ASGIApp:
+        return FastLane(build_stack(), authority, lane, metrics, limits)
+
+    app.build_middleware_stack = with_fast_lane  # type: ignore[method-assign]
 
 
 def query_of(query: Mapping[str, str], name: str) -> str:
