@@ -13,6 +13,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
+from flotilla.counters import snapshot
 from flotilla.domain.errors import FlotillaError, NotFound
 from flotilla.domain.roles import Permission, Role
 from flotilla.server.apikeys import ApiKeys
@@ -40,6 +41,8 @@ async def answer(calls: Calls, who: Principal, name: str, body: NoteBody) -> dic
     """What the route does, for the route and the fast lane alike."""
     if name == "missing":
         raise NotFound(f"no note board named {name!r}")
+    if name == "boom":
+        raise RuntimeError("a bug in the answer")
     return {"board": name, "text": body.text, "by": who.agent}
 
 
@@ -135,6 +138,21 @@ async def test_a_refusal_raised_by_the_answer_is_given_by_fastapi(
     assert reply.status_code == 404
     assert "no note board named 'missing'" in reply.json()["error"]
     assert calls.by == ["fastapi"]  # tried in the fast lane, answered by the route
+
+
+async def test_a_failing_answer_is_a_counted_500_and_is_not_run_again(
+    client: tuple[httpx.AsyncClient, Calls, Tokens],
+) -> None:
+    http, calls, tokens = client
+    before = snapshot().get("fastlane.failed", 0)
+    reply = await http.post(
+        "/boards/boom/notes", json={"text": "hi"}, headers=bearer(tokens, "worker")
+    )
+    assert reply.status_code == 500
+    assert "internal error" in reply.json()["error"]
+    assert calls.by == []  # FastAPI's route did not run it a second time
+    assert snapshot().get("fastlane.failed", 0) == before + 1
+    assert calls.observed == [("POST", "/boards/{name}/notes", 500)]
 
 
 async def test_many_concurrent_requests_each_get_their_own_answer(
