@@ -35,14 +35,14 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi import FastAPI
 from pydantic import BaseModel, ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flotilla.counters import count
 from flotilla.domain.errors import FlotillaError
 from flotilla.domain.roles import Permission, allowed
 from flotilla.server.auth import LOCAL, AuthError, Authority, Principal, api_routes, is_local
 from flotilla.server.auth import route_permission as declared_permission
-from flotilla.server.limits import BodyLimits
+from flotilla.server.limits import BodyLimits, replay
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class FastLane:
             result = await entry.route.answer(principal, params, query, model)
         except (Decline, AuthError, ValidationError, FlotillaError):
             count("fastlane.handed_to_fastapi")  # which answers (or refuses) it
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         except Exception:  # a bug: say so as the app would, never run the write twice
             count("fastlane.failed")
@@ -209,19 +209,6 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
 
 
 def install_fast_lane(

@@ -223,7 +223,7 @@ class EdgeGuard:
             count(refusal.counter)
             await _refuse(refusal, scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole body, checked; Refusal when too large, not JSON, or malformed."""
@@ -280,7 +280,7 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """A receive that gives the app the body already read, then the real channel (so the
     app still hears of a disconnect)."""
     sent = False

@@ -19,9 +19,17 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 
-from flotilla.domain.tasks import EventKind, TaskState
-from flotilla.store.task_schema import task_history, task_requires, tasks
+from flotilla.domain.tasks import EventKind, Task, TaskState
+from flotilla.store.codec import dump_json
+from flotilla.store.task_schema import (
+    INSERT_EVENT,
+    decode_task,
+    task_history,
+    task_requires,
+    tasks,
+)
 
 _cand = tasks.alias("cand")
 _HISTORY_COLUMNS = ["task_id", "at", "kind", "actor", "message", "detail"]
@@ -183,3 +191,55 @@ def claim_many_params(wants: Sequence[ClaimWant], details: Sequence[str]) -> dic
         "messages": [w.message for w in wants],
         "details": list(details),
     }
+
+
+def claim_many(conn: Connection, wants: Sequence[ClaimWant], *, pg: bool) -> list[Task | None]:
+    """The claims of `wants` in turn, in the caller's write transaction, with their history
+    entries: what each claimer got (None: nothing claimable for it)."""
+    return _claim_many_pg(conn, wants) if pg else _claim_each(conn, wants)
+
+
+def _claim_many_pg(conn: Connection, wants: Sequence[ClaimWant]) -> list[Task | None]:
+    got: list[Task | None] = [None] * len(wants)
+    shapes: dict[tuple[Any, ...], list[int]] = {}
+    for index, want in enumerate(wants):
+        shapes.setdefault(want.shape, []).append(index)
+    for indexes in shapes.values():
+        group = [wants[i] for i in indexes]
+        details = [dump_json({"lease_s": want.lease_s}) for want in group]
+        first = group[0]
+        statement = claim_many_statement(
+            first.team is not None, first.agent_kind is not None, bool(first.labels)
+        )
+        for row in conn.execute(statement, claim_many_params(group, details)):
+            got[indexes[row.want_ord - 1]] = decode_task(row._mapping)
+    return got
+
+
+def _claim_each(conn: Connection, wants: Sequence[ClaimWant]) -> list[Task | None]:
+    """SQLite (one process, no round trips): a statement per claim, then the history
+    entries in one multi-row insert."""
+    got: list[Task | None] = []
+    history: list[dict[str, Any]] = []
+    for want in wants:
+        statement = claim_statement(
+            want.team is not None, want.agent_kind is not None, bool(want.labels)
+        )
+        params = {**claim_params(want.claimer, want.now, want.lease_s), **shape_params(want)}
+        row = conn.execute(statement, params).first()
+        got.append(None if row is None else decode_task(row._mapping))
+        if row is not None:
+            detail = dump_json({"lease_s": want.lease_s})
+            history.append(
+                {
+                    "task_id": row.id,
+                    "at": want.now,
+                    "kind": EventKind.CLAIMED.value,
+                    "actor": want.claimer,
+                    "message": want.message,
+                    "detail": detail,
+                }
+            )
+    if history:
+        conn.execute(INSERT_EVENT, history)
+    return got

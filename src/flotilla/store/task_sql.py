@@ -33,19 +33,10 @@ from flotilla.domain.tasks import (
     check_task_transition,
 )
 from flotilla.store.base import Store
-from flotilla.store.claim_sql import (
-    ClaimWant,
-    claim_many_params,
-    claim_many_statement,
-    claim_params,
-    claim_statement,
-    shape_params,
-)
-from flotilla.store.codec import dump_json
+from flotilla.store.claim_sql import ClaimWant, claim_many
 from flotilla.store.group_commit import GroupCommit
 from flotilla.store.sql import SqlStore
 from flotilla.store.task_schema import (
-    INSERT_EVENT,
     add_event,
     check_no_cycle,
     check_ready,
@@ -226,54 +217,10 @@ class TaskStore:
         """Each claim in turn (each sees the ones before it) inside the caller's write
         transaction (a group commit's), with their history entries, then their events at
         once (`event_in_tx`). On PostgreSQL the claims of one shape go in one statement."""
-        got = self._claim_many_pg(conn, wants) if self._pg else self._claim_each(conn, wants)
+        got = claim_many(conn, wants, pg=self._pg)
         claimed = [task for task in got if task is not None]
         if claimed and self.event_in_tx is not None:
             self.event_in_tx(conn, claimed, EventKind.CLAIMED)
-        return got
-
-    def _claim_many_pg(self, conn: Connection, wants: Sequence[ClaimWant]) -> list[Task | None]:
-        got: list[Task | None] = [None] * len(wants)
-        shapes: dict[tuple[Any, ...], list[int]] = {}
-        for index, want in enumerate(wants):
-            shapes.setdefault(want.shape, []).append(index)
-        for indexes in shapes.values():
-            group = [wants[i] for i in indexes]
-            details = [dump_json({"lease_s": want.lease_s}) for want in group]
-            first = group[0]
-            statement = claim_many_statement(
-                first.team is not None, first.agent_kind is not None, bool(first.labels)
-            )
-            for row in conn.execute(statement, claim_many_params(group, details)):
-                got[indexes[row.want_ord - 1]] = decode_task(row._mapping)
-        return got
-
-    def _claim_each(self, conn: Connection, wants: Sequence[ClaimWant]) -> list[Task | None]:
-        """SQLite (one process, no round trips): a statement per claim, then the history
-        entries in one multi-row insert."""
-        got: list[Task | None] = []
-        history: list[dict[str, Any]] = []
-        for want in wants:
-            statement = claim_statement(
-                want.team is not None, want.agent_kind is not None, bool(want.labels)
-            )
-            params = {**claim_params(want.claimer, want.now, want.lease_s), **shape_params(want)}
-            row = conn.execute(statement, params).first()
-            got.append(None if row is None else decode_task(row._mapping))
-            if row is not None:
-                detail = dump_json({"lease_s": want.lease_s})
-                history.append(
-                    {
-                        "task_id": row.id,
-                        "at": want.now,
-                        "kind": EventKind.CLAIMED.value,
-                        "actor": want.claimer,
-                        "message": want.message,
-                        "detail": detail,
-                    }
-                )
-        if history:
-            conn.execute(INSERT_EVENT, history)
         return got
 
     def assign(
