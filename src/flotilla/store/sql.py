@@ -21,14 +21,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from flotilla import counters
-from flotilla.domain.errors import IllegalTransition, NotFound, OperationFailed, UsageError
+from flotilla.domain.errors import IllegalTransition, OperationFailed, UsageError
 from flotilla.domain.names import validate_name
 from flotilla.domain.states import WorkerState, check_transition
 from flotilla.domain.worker import Worker
 from flotilla.store.base import ACTIVE_STATES, PROMPT_MOVES, HistoryRow, PromptRow, PromptStatus
 from flotilla.store.codec import (
     decode_worker,
-    dump_json,
     encode_update,
     encode_worker,
     to_state,
@@ -37,6 +36,16 @@ from flotilla.store.engine import WRITE, is_sqlite, redact
 from flotilla.store.errors import StaleState, StoreUnavailable
 from flotilla.store.schema import WORKER_SEQ, prompts, sequences, worker_events, workers
 from flotilla.store.worker_cache import WorkerCache
+from flotilla.store.worker_rows import (
+    add_history_row,
+    duplicate_name,
+    prompt_by_id,
+    prompt_row,
+    state_of,
+    worker_by_id,
+    worker_by_name,
+    worker_not_found,
+)
 
 # How often a compare-and-set is retried after losing a race before giving up.
 # Each loss means another writer made progress, so this is never reached in practice.
@@ -108,8 +117,8 @@ class SqlStore:
         validate_name(worker.name)
         try:
             with self._tx(write=True) as conn:
-                if _find(conn, worker.project, worker.name) is not None:
-                    raise _duplicate(worker.name)
+                if worker_by_name(conn, worker.project, worker.name) is not None:
+                    raise duplicate_name(worker.name)
                 seq_row = sequences.c.name == WORKER_SEQ
                 conn.execute(
                     sa.update(sequences).where(seq_row).values(value=sequences.c.value + 1)
@@ -130,7 +139,7 @@ class SqlStore:
         except IntegrityError as exc:
             # Lost a race with another creator between our check and our insert.
             if self.find_worker(worker.project, worker.name) is not None:
-                raise _duplicate(worker.name) from exc
+                raise duplicate_name(worker.name) from exc
             with self._tx() as conn:
                 taken = conn.execute(sa.select(workers.c.id).where(workers.c.id == worker.id))
                 if taken.first() is not None:
@@ -143,12 +152,12 @@ class SqlStore:
         cache = self._cache
         if cache is None:
             with self._tx() as conn:
-                return _get(conn, worker_id)
+                return worker_by_id(conn, worker_id)
         found = cache.get(worker_id)
         if found is None:
             generation = cache.generation
             with self._tx() as conn:
-                found = _get(conn, worker_id)
+                found = worker_by_id(conn, worker_id)
             cache.read(found, generation)
         return found
 
@@ -156,12 +165,12 @@ class SqlStore:
         cache = self._cache
         if cache is None:
             with self._tx() as conn:
-                return _find(conn, project, name)
+                return worker_by_name(conn, project, name)
         found = cache.find(project, name)
         if found is None:
             generation = cache.generation
             with self._tx() as conn:
-                found = _find(conn, project, name)
+                found = worker_by_name(conn, project, name)
             if found is not None:
                 cache.read(found, generation)
         return found
@@ -208,7 +217,7 @@ class SqlStore:
         expected = None if expect_state is None else to_state(expect_state)
         for _ in range(_CAS_TRIES):
             with self._tx(write=True) as conn:
-                current = _state_of(conn, worker_id)
+                current = state_of(conn, worker_id)
                 if expected is not None and current != expected:
                     raise StaleState(worker_id, expected, current)
                 if target is not None:
@@ -223,10 +232,10 @@ class SqlStore:
                         counters.count("store.cas_retry")
                         continue
                 if target is not None:
-                    _add_history(
+                    add_history_row(
                         conn, worker_id, "state", {"from": current.value, "to": target.value}
                     )
-                updated = _get(conn, worker_id)
+                updated = worker_by_id(conn, worker_id)
             if self._cache is not None:
                 self._cache.changed(worker_id)
             if target is not None and self.on_state_change is not None:
@@ -239,7 +248,7 @@ class SqlStore:
         with self._tx(write=True) as conn:
             gone = conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
             if gone.rowcount == 0:
-                raise _not_found(worker_id)
+                raise worker_not_found(worker_id)
         if self._cache is not None:
             self._cache.changed(worker_id)
 
@@ -260,7 +269,7 @@ class SqlStore:
     def add_prompt(self, worker_id: str, text: str) -> int:
         try:
             with self._tx(write=True) as conn:
-                _state_of(conn, worker_id)
+                state_of(conn, worker_id)
                 added = conn.execute(
                     sa.insert(prompts).values(
                         worker_id=worker_id,
@@ -271,7 +280,7 @@ class SqlStore:
                     )
                 )
         except IntegrityError as exc:  # the worker was deleted meanwhile
-            raise _not_found(worker_id) from exc
+            raise worker_not_found(worker_id) from exc
         key = added.inserted_primary_key
         assert key is not None
         return int(key[0])
@@ -283,7 +292,7 @@ class SqlStore:
             .order_by(prompts.c.id)
         )
         with self._tx() as conn:
-            return [_prompt(row._mapping) for row in conn.execute(query)]
+            return [prompt_row(row._mapping) for row in conn.execute(query)]
 
     def take_next_prompt(self, worker_id: str) -> PromptRow | None:
         """Claim the oldest pending prompt (status delivering), or None if there is none.
@@ -308,7 +317,7 @@ class SqlStore:
                     .values(status=PromptStatus.DELIVERING.value, attempt=prompts.c.attempt + 1)
                 )
                 if claimed.rowcount == 1:
-                    return _get_prompt(conn, int(prompt_id))
+                    return prompt_by_id(conn, int(prompt_id))
             counters.count("store.cas_retry")
         raise OperationFailed(f"could not claim a prompt of worker {worker_id}; try again")
 
@@ -321,7 +330,7 @@ class SqlStore:
             raise UsageError(f"prompt status {status!r} is not one of {choices}") from exc
         for _ in range(_CAS_TRIES):
             with self._tx(write=True) as conn:
-                current = _get_prompt(conn, prompt_id).status
+                current = prompt_by_id(conn, prompt_id).status
                 if target not in PROMPT_MOVES[current]:
                     raise IllegalTransition(f"a {current} prompt cannot become {target}")
                 values: dict[str, Any] = {"status": target.value}
@@ -333,7 +342,7 @@ class SqlStore:
                     .values(**values)
                 )
                 if moved.rowcount == 1:
-                    return _get_prompt(conn, prompt_id)
+                    return prompt_by_id(conn, prompt_id)
             counters.count("store.cas_retry")
         raise OperationFailed(f"prompt {prompt_id} kept changing while being marked; try again")
 
@@ -342,10 +351,10 @@ class SqlStore:
     def add_history(self, worker_id: str, kind: str, detail: dict[str, Any] | None = None) -> int:
         try:
             with self._tx(write=True) as conn:
-                _state_of(conn, worker_id)
-                return _add_history(conn, worker_id, kind, detail or {})
+                state_of(conn, worker_id)
+                return add_history_row(conn, worker_id, kind, detail or {})
         except IntegrityError as exc:  # the worker was deleted meanwhile
-            raise _not_found(worker_id) from exc
+            raise worker_not_found(worker_id) from exc
 
     def history(self, worker_id: str) -> list[HistoryRow]:
         query = (
@@ -379,70 +388,3 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
-
-
-def _not_found(worker_id: str) -> NotFound:
-    return NotFound(f"no worker with id {worker_id!r} (see `fleet ls`)")
-
-
-def _duplicate(name: str) -> UsageError:
-    return UsageError(
-        f"a worker named {name!r} already exists in this project "
-        f"(pick another name or `fleet kill {name}` first)"
-    )
-
-
-def _get(conn: Connection, worker_id: str) -> Worker:
-    row = conn.execute(sa.select(workers).where(workers.c.id == worker_id)).first()
-    if row is None:
-        raise _not_found(worker_id)
-    return decode_worker(row._mapping)
-
-
-# Built once (as task_schema's statements are): building the SELECT per call cost as
-# much as running it.
-_FIND = sa.select(workers).where(
-    workers.c.project == sa.bindparam("project"), workers.c.name == sa.bindparam("name")
-)
-
-
-def _find(conn: Connection, project: str, name: str) -> Worker | None:
-    row = conn.execute(_FIND, {"project": project, "name": name}).first()
-    return None if row is None else decode_worker(row._mapping)
-
-
-def _state_of(conn: Connection, worker_id: str) -> WorkerState:
-    state = conn.execute(sa.select(workers.c.state).where(workers.c.id == worker_id)).scalar()
-    if state is None:
-        raise _not_found(worker_id)
-    return WorkerState(state)
-
-
-def _add_history(conn: Connection, worker_id: str, kind: str, detail: dict[str, Any]) -> int:
-    added = conn.execute(
-        sa.insert(worker_events).values(
-            worker_id=worker_id, at=time.time(), kind=kind, detail=dump_json(detail)
-        )
-    )
-    key = added.inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def _get_prompt(conn: Connection, prompt_id: int) -> PromptRow:
-    row = conn.execute(sa.select(prompts).where(prompts.c.id == prompt_id)).first()
-    if row is None:
-        raise NotFound(f"no follow-up prompt with id {prompt_id}")
-    return _prompt(row._mapping)
-
-
-def _prompt(row: Any) -> PromptRow:
-    return PromptRow(
-        id=row["id"],
-        worker_id=row["worker_id"],
-        text=row["text"],
-        status=PromptStatus(row["status"]),
-        created_at=row["created_at"],
-        delivered_at=row["delivered_at"],
-        attempt=row["attempt"],
-    )
