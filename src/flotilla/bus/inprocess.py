@@ -258,13 +258,13 @@ class InProcessSubscription:
         match this subscription's filter, in seq order."""
         if self._behind or self._closed:
             return
-        if not wanted or wanted[0].seq > self._scanned:  # the usual case: all new
-            if len(self._items) + len(wanted) <= self.transport.queue_size:
-                self._items.extend(wanted)
-                self._scanned = max(self._scanned, last)
-                if wanted:
-                    self._ready.set()
-                return
+        all_new = not wanted or wanted[0].seq > self._scanned
+        if all_new and len(self._items) + len(wanted) <= self.transport.queue_size:
+            self._items.extend(wanted)  # the usual case, in one step
+            self._scanned = max(self._scanned, last)
+            if wanted:
+                self._ready.set()
+            return
         added = False
         for event in wanted:
             if event.seq <= self._scanned:
