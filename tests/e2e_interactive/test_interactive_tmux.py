@@ -191,11 +191,18 @@ def test_hook_written_while_the_daemon_is_down_is_not_lost(fleet: Fleet) -> None
     # the worker `waiting` once a new daemon re-adopts it. (The same loss happens
     # without a restart when the agent's hook fires before the supervisor's first
     # look at a new turn.)
-    script = WAIT_THEN_CONTINUE.replace("seconds = 1.0", "seconds = 3.0")
+    # The agent asks only once the test has seen it running and stopped the daemon.
+    trigger = fleet.home.parent / "ask-now"
+    wait = f"for i in $(seq 600); do [ -e {trigger} ] && break; sleep 0.1; done"
+    script = WAIT_THEN_CONTINUE.replace(
+        'action = "sleep"\nseconds = 1.0', f'action = "run"\ncommand = {toml_string(wait)}', 1
+    )
+    assert script != WAIT_THEN_CONTINUE
     scripted_interactive(fleet, script)
     fleet.run("create", "patient", "-p", "x", "--interactive")
     worker = wait_state(fleet, "patient", "running")
     fleet.run("daemon", "stop")
+    trigger.touch()
     wait_for(lambda: bool(hook_records(worker["run_dir"])), "the agent's waiting hook")
     worker = wait_state(fleet, "patient", "waiting", timeout=15)  # starts a new daemon
     assert [r["kind"] for r in transcript(worker["run_dir"])].count("waiting") == 1
