@@ -4,8 +4,6 @@ environment to a file outside the state home, for the agent environment tests.""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from e2e_support import FLEET, Fleet, fleet_session
+from e2e_support import FLEET, Fleet, fleet_session, free_port, stop_process
 
 SECRET = "agent-env-tests-secret-0123456789abcdef"
 TIMEOUT_S = 120  # limits.timeout_s of the test project: the token lives this + margin
@@ -31,12 +29,6 @@ check = true
 action = "say"
 text = "dumped"
 """
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -129,13 +121,7 @@ def serving(dumping: Dumping) -> Iterator[Served]:
                 time.sleep(0.05)
         yield served
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def files_holding(root: Path, needle: str) -> list[Path]:

@@ -4,8 +4,6 @@ the API contract tests; and a count of every row its store holds."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -16,16 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from e2e_support import FLEET, make_repo
+from e2e_support import FLEET, free_port, make_repo, stop_process
 
 START_TIMEOUT_S = 30.0
 SECRET = "contract-tests-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -118,13 +110,7 @@ def serving(tmp: Path, *, project_config: str = "") -> Iterator[Api]:
         _wait_up(api)
         yield api
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def _wait_up(api: Api) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from e2e_support import FLEET, TERMINAL, Fleet, make_repo
+from e2e_support import FLEET, TERMINAL, Fleet, make_repo, stop_process
 from playwright.sync_api import Page, expect
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; scripts/prerequisites.sh installs it
@@ -201,13 +200,7 @@ def serving(fleet: Fleet) -> Iterator[Served]:
         served = Served(fleet, proc, _wait_up(proc, output), output)
         yield served
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def _wait_up(proc: subprocess.Popen[bytes], output: Path) -> str:

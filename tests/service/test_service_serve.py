@@ -8,8 +8,8 @@ import time
 
 import jwt
 import pytest
-from e2e_support import Fleet
-from service_support import free_port, pid_info, serving, start_serve
+from e2e_support import Fleet, free_port
+from service_support import pid_info, serving, start_serve
 
 pytestmark = pytest.mark.slow
 

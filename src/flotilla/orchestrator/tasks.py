@@ -174,14 +174,10 @@ class TaskService:
         dependencies are done and whose capability needs `agent_kind` and `labels` meet;
         None when there is none. No task is ever claimed by two claimers."""
         want = self._want(claimer, agent_kind, labels, team, lease_s)
-        for _ in range(2):  # the second round runs only if expired leases freed some tasks
-            task = self._store.claim(want)
-            if task is not None:
-                self._notify(task, EventKind.CLAIMED)
-                return task
-            if not self.expire_leases(want.now):
-                return None
-        return None
+        task = self._store.claim(want) or self._claim_after_sweep(want)
+        if task is not None:
+            self._notify(task, EventKind.CLAIMED)
+        return task
 
     async def claim_soon(
         self,
@@ -196,15 +192,17 @@ class TaskService:
         at the same moment (store/group_commit.py): one transaction for many claims."""
         want = self._want(claimer, agent_kind, labels, team, lease_s)
         task: Task | None = await self._writes.add(self._store.claim_many_in, want)
-        if task is None:  # nothing claimable: sweep expired leases and look once more
+        if task is None:
             again = want._replace(now=self._clock())
-            if not await asyncio.to_thread(self.expire_leases, again.now):
-                return None
-            task = await asyncio.to_thread(self._store.claim, again)
-            if task is None:
-                return None
-        self._notify(task, EventKind.CLAIMED)
+            task = await asyncio.to_thread(self._claim_after_sweep, again)
+        if task is not None:
+            self._notify(task, EventKind.CLAIMED)
         return task
+
+    def _claim_after_sweep(self, want: ClaimWant) -> Task | None:
+        """Nothing was claimable: put tasks whose lease ran out back in the queue and, if
+        there were any, look once more."""
+        return self._store.claim(want) if self.expire_leases(want.now) else None
 
     def _want(
         self,

@@ -51,8 +51,18 @@ class ClaimWant(NamedTuple):
         return (self.team, self.agent_kind, self.labels)
 
     @property
+    def filters(self) -> tuple[bool, bool, bool]:
+        """Which of team, agent kind and labels the candidates are filtered by."""
+        return (self.team is not None, self.agent_kind is not None, bool(self.labels))
+
+    @property
     def message(self) -> str:
         return f"claimed by {self.claimer} (lease {self.lease_s:g} s)"
+
+    @property
+    def detail(self) -> str:
+        """The history entry's detail, as stored (JSON)."""
+        return dump_json({"lease_s": self.lease_s})
 
 
 def _candidates(by_team: bool, by_kind: bool, by_labels: bool) -> sa.Select[Any]:
@@ -109,11 +119,7 @@ def claim_statement(by_team: bool, by_kind: bool, by_labels: bool) -> sa.Update:
     )
 
 
-def claim_params(holder: str, now: float, lease_s: float) -> dict[str, Any]:
-    return {"new_holder": holder, "now_at": now, "new_deadline": now + lease_s}
-
-
-def shape_params(want: ClaimWant) -> dict[str, Any]:
+def _shape_params(want: ClaimWant) -> dict[str, Any]:
     return {"want_team": want.team, "want_kind": want.agent_kind, "want_labels": list(want.labels)}
 
 
@@ -121,7 +127,7 @@ def shape_params(want: ClaimWant) -> dict[str, Any]:
 def claim_many_statement(by_team: bool, by_kind: bool, by_labels: bool) -> sa.Select[Any]:
     """PostgreSQL: the claims of N wants of one shape in one statement, with their history
     entries; each returned row carries `want_ord`, the 1-based index of its want. The
-    wants come as arrays (`claim_many_params`), so the statement is built and compiled
+    wants come as arrays (`_claim_many_params`), so the statement is built and compiled
     once per shape, whatever N."""
     candidate = (
         _candidates(by_team, by_kind, by_labels)
@@ -180,16 +186,16 @@ def claim_many_statement(by_team: bool, by_kind: bool, by_labels: bool) -> sa.Se
     return sa.select(claimed).add_cte(event)
 
 
-def claim_many_params(wants: Sequence[ClaimWant], details: Sequence[str]) -> dict[str, Any]:
+def _claim_many_params(wants: Sequence[ClaimWant]) -> dict[str, Any]:
     """The parameters of `claim_many_statement` for `wants` (all of one shape)."""
     return {
-        **shape_params(wants[0]),
+        **_shape_params(wants[0]),
         "wanted": len(wants),
         "holders": [w.claimer for w in wants],
         "deadlines": [w.now + w.lease_s for w in wants],
         "nows": [w.now for w in wants],
         "messages": [w.message for w in wants],
-        "details": list(details),
+        "details": [w.detail for w in wants],
     }
 
 
@@ -206,12 +212,8 @@ def _claim_many_pg(conn: Connection, wants: Sequence[ClaimWant]) -> list[Task | 
         shapes.setdefault(want.shape, []).append(index)
     for indexes in shapes.values():
         group = [wants[i] for i in indexes]
-        details = [dump_json({"lease_s": want.lease_s}) for want in group]
-        first = group[0]
-        statement = claim_many_statement(
-            first.team is not None, first.agent_kind is not None, bool(first.labels)
-        )
-        for row in conn.execute(statement, claim_many_params(group, details)):
+        statement = claim_many_statement(*group[0].filters)
+        for row in conn.execute(statement, _claim_many_params(group)):
             got[indexes[row.want_ord - 1]] = decode_task(row._mapping)
     return got
 
@@ -222,14 +224,16 @@ def _claim_each(conn: Connection, wants: Sequence[ClaimWant]) -> list[Task | Non
     got: list[Task | None] = []
     history: list[dict[str, Any]] = []
     for want in wants:
-        statement = claim_statement(
-            want.team is not None, want.agent_kind is not None, bool(want.labels)
-        )
-        params = {**claim_params(want.claimer, want.now, want.lease_s), **shape_params(want)}
-        row = conn.execute(statement, params).first()
+        holder = {
+            "new_holder": want.claimer,
+            "now_at": want.now,
+            "new_deadline": want.now + want.lease_s,
+        }
+        row = conn.execute(
+            claim_statement(*want.filters), {**holder, **_shape_params(want)}
+        ).first()
         got.append(None if row is None else decode_task(row._mapping))
         if row is not None:
-            detail = dump_json({"lease_s": want.lease_s})
             history.append(
                 {
                     "task_id": row.id,
@@ -237,7 +241,7 @@ def _claim_each(conn: Connection, wants: Sequence[ClaimWant]) -> list[Task | Non
                     "kind": EventKind.CLAIMED.value,
                     "actor": want.claimer,
                     "message": want.message,
-                    "detail": detail,
+                    "detail": want.detail,
                 }
             )
     if history:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -46,6 +46,8 @@ from flotilla.store.worker_rows import (
     worker_by_name,
     worker_not_found,
 )
+
+R = TypeVar("R", bound=Worker | None)
 
 # How often a compare-and-set is retried after losing a race before giving up.
 # Each loss means another writer made progress, so this is never reached in practice.
@@ -149,30 +151,23 @@ class SqlStore:
             raise OperationFailed(f"could not store worker {worker.name!r}: {exc.orig}") from exc
 
     def get_worker(self, worker_id: str) -> Worker:
-        cache = self._cache
-        if cache is None:
-            with self._tx() as conn:
-                return worker_by_id(conn, worker_id)
-        found = cache.get(worker_id)
-        if found is None:
-            generation = cache.generation
-            with self._tx() as conn:
-                found = worker_by_id(conn, worker_id)
-            cache.read(found, generation)
-        return found
+        cached = None if self._cache is None else self._cache.get(worker_id)
+        return self._read_through(cached, lambda conn: worker_by_id(conn, worker_id))
 
     def find_worker(self, project: str, name: str) -> Worker | None:
-        cache = self._cache
-        if cache is None:
-            with self._tx() as conn:
-                return worker_by_name(conn, project, name)
-        found = cache.find(project, name)
-        if found is None:
-            generation = cache.generation
-            with self._tx() as conn:
-                found = worker_by_name(conn, project, name)
-            if found is not None:
-                cache.read(found, generation)
+        cached = None if self._cache is None else self._cache.find(project, name)
+        return self._read_through(cached, lambda conn: worker_by_name(conn, project, name))
+
+    def _read_through(self, cached: Worker | None, read: Callable[[Connection], R]) -> R | Worker:
+        """`cached` if the cache had the worker, else `read` in a transaction, kept in the
+        cache (if on) unless a write came in meanwhile."""
+        if cached is not None:
+            return cached
+        generation = 0 if self._cache is None else self._cache.generation
+        with self._tx() as conn:
+            found = read(conn)
+        if self._cache is not None and found is not None:
+            self._cache.read(found, generation)
         return found
 
     def cached_worker(self, project: str, name: str) -> Worker | None:
